@@ -1,0 +1,1 @@
+"""Cases, queues, claiming, model recommendations, human decisions and the audit log."""

@@ -1,0 +1,226 @@
+"""Asking the safeguard model for a draft, running it, and recovering drafts that stalled.
+
+A `Recommendation` moves pending → running → ready | failed, each step a conditional UPDATE so
+that a task delivered twice, or a worker that died half way, never yields two answers for one
+request. The engine itself (policies.safeguard) knows nothing of any of this.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from policies.engine import engine_from_settings, policy_spec
+from policies.safeguard.types import CaseSpec, Draft, OriginalDecision
+
+from .audit import PendingEvent, record_event, record_events
+from .models import Case, Recommendation
+
+log = logging.getLogger(__name__)
+
+
+def queue_drafts(cases: Sequence[Case], *, actor=None) -> list[Recommendation]:
+    """Create pending recommendations for new cases and send them to the GPU queue on commit."""
+    recommendations = Recommendation.objects.bulk_create(
+        [
+            Recommendation(case=case, policy_version_id=case.policy_version_id, requested_by=actor)
+            for case in cases
+        ]
+    )
+    _enqueue_on_commit([r.id for r in recommendations])
+    return recommendations
+
+
+def request_draft(*, case: Case, actor) -> Recommendation:
+    """Ask again for a draft (after a failure, or a new model). One request in flight per case."""
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(id=case.id)
+        in_flight = case.recommendations.filter(status__in=Recommendation.IN_FLIGHT).first()
+        if in_flight is not None:
+            return in_flight
+        recommendation = Recommendation.objects.create(
+            case=case, policy_version_id=case.policy_version_id, requested_by=actor
+        )
+        record_event("draft_requested", case=case, actor=actor,
+                     data={"recommendation_id": recommendation.id})
+        _enqueue_on_commit([recommendation.id])
+    return recommendation
+
+
+def _enqueue_on_commit(recommendation_ids: list[int]) -> None:
+    from .tasks import draft_recommendations
+
+    batch = settings.SAFEGUARD_BATCH_SIZE
+    for start in range(0, len(recommendation_ids), batch):
+        draft_recommendations.delay_on_commit(recommendation_ids[start:start + batch])
+
+
+def _case_spec(case: Case) -> CaseSpec:
+    original = None
+    if case.is_appeal:
+        original = OriginalDecision(
+            outcome=case.original_action,
+            rule_ids=tuple(case.original_rule_ids),
+            decided_at=case.original_decided_at.date().isoformat() if case.original_decided_at else None,
+        )
+    return CaseSpec(
+        key=str(case.id),
+        content=case.item.content,
+        content_type=case.item.content_type,
+        original_decision=original,
+        appeal_statement=case.statement if case.is_appeal else None,
+    )
+
+
+def start_drafts(recommendation_ids: Sequence[int], *, now: dt.datetime | None = None
+                 ) -> dict[int, uuid.UUID]:
+    """Take pending recommendations for this run. Returns {id: run token} for those taken."""
+    now = now or timezone.now()
+    taken: dict[int, uuid.UUID] = {}
+    for rec_id in recommendation_ids:
+        token = uuid.uuid4()
+        with transaction.atomic():
+            updated = Recommendation.objects.filter(
+                id=rec_id, status=Recommendation.Status.PENDING
+            ).update(status=Recommendation.Status.RUNNING, started_at=now, run_token=token,
+                     attempts=F("attempts") + 1)
+            if updated:
+                rec = Recommendation.objects.only("case_id").get(id=rec_id)
+                record_event("draft_started", case=Case(id=rec.case_id), actor_label="worker",
+                             data={"recommendation_id": rec_id})
+                taken[rec_id] = token
+    return taken
+
+
+def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
+    """Store the engine's answer if this run still owns the recommendation."""
+    provenance = draft.provenance
+    fields = dict(
+        status=Recommendation.Status.READY if draft.is_ready else Recommendation.Status.FAILED,
+        finished_at=timezone.now(),
+        failure_reason=draft.failure_reason.value if draft.failure_reason else "",
+        failure_detail=draft.failure_detail,
+        violation=draft.violation,
+        policy_category=draft.policy_category or "",
+        rule_ids=list(draft.rule_ids),
+        unknown_rule_ids=list(draft.unknown_rule_ids),
+        confidence=draft.confidence or "",
+        rationale=draft.rationale,
+        reasoning=draft.reasoning,
+        raw_output=draft.raw_output,
+        injection_signals=list(draft.injection_signals),
+        policy_sha256=provenance.policy_sha256,
+        backend=provenance.backend,
+        model_id=provenance.model_id,
+        model_revision=provenance.model_revision,
+        prompt_sha256=provenance.prompt_sha256,
+        reasoning_effort=provenance.reasoning_effort,
+        conversation_date=provenance.conversation_date,
+        tokens_in=provenance.tokens_in,
+        tokens_out=provenance.tokens_out,
+        latency_ms=provenance.latency_ms,
+        engine_attempts=provenance.attempts,
+    )
+    with transaction.atomic():
+        updated = Recommendation.objects.filter(
+            id=rec_id, status=Recommendation.Status.RUNNING, run_token=token
+        ).update(**fields)
+        if not updated:
+            log.info("recommendation %s was taken over or finished elsewhere; answer dropped", rec_id)
+            return False
+        rec = Recommendation.objects.only("case_id").get(id=rec_id)
+        if draft.is_ready:
+            record_event("drafted", case=Case(id=rec.case_id), actor_label=f"model:{provenance.model_id}",
+                         data={"recommendation_id": rec_id, "violation": draft.violation,
+                               "rule_ids": list(draft.rule_ids), "confidence": draft.confidence,
+                               "model_id": provenance.model_id,
+                               "prompt_sha256": provenance.prompt_sha256})
+        else:
+            record_event("draft_failed", case=Case(id=rec.case_id), actor_label="worker",
+                         data={"recommendation_id": rec_id, "reason": fields["failure_reason"],
+                               "detail": draft.failure_detail[:500]})
+    return True
+
+
+def run_drafts(recommendation_ids: Sequence[int]) -> int:
+    """Draft the given recommendations through the engine, batching cases under one policy."""
+    taken = start_drafts(recommendation_ids)
+    if not taken:
+        return 0
+    recs = (
+        Recommendation.objects.filter(id__in=taken)
+        .select_related("case__item", "policy_version__policy")
+    )
+    by_version: dict[int, list[Recommendation]] = defaultdict(list)
+    for rec in recs:
+        by_version[rec.policy_version_id].append(rec)
+    engine = engine_from_settings()
+    today = timezone.now().date()
+    stored = 0
+    for group in by_version.values():
+        spec = policy_spec(group[0].policy_version)
+        drafts = engine.draft(spec, [_case_spec(rec.case) for rec in group], conversation_date=today)
+        for rec, draft in zip(group, drafts, strict=True):
+            if draft.failure_reason and draft.failure_reason.value == "not_configured":
+                log.warning("Draft for case %s not run: %s", rec.case_id, draft.failure_detail)
+            stored += finish_draft(rec.id, taken[rec.id], draft)
+    return stored
+
+
+def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
+    """Put drafts stuck in running past the stall limit back to pending (or fail them for good).
+
+    A worker that dies mid-draft leaves its recommendation running; this is what brings it back.
+    """
+    now = now or timezone.now()
+    limit = now - dt.timedelta(seconds=settings.DRAFT_STALL_SECONDS)
+    stalled = list(
+        Recommendation.objects.filter(status=Recommendation.Status.RUNNING, started_at__lt=limit)
+        .values_list("id", "case_id", "attempts")
+    )
+    retry_ids = []
+    for rec_id, case_id, attempts in stalled:
+        with transaction.atomic():
+            base = Recommendation.objects.filter(
+                Q(id=rec_id), Q(status=Recommendation.Status.RUNNING), Q(started_at__lt=limit)
+            )
+            if attempts >= settings.DRAFT_MAX_ATTEMPTS:
+                updated = base.update(
+                    status=Recommendation.Status.FAILED, failure_reason="timeout",
+                    failure_detail=f"the draft stalled {attempts} times (the worker stopped or "
+                                   f"ran past {settings.DRAFT_STALL_SECONDS} s); request it again",
+                    finished_at=now, run_token=None)
+                kind = "draft_failed"
+            else:
+                updated = base.update(status=Recommendation.Status.PENDING, run_token=None)
+                kind = "draft_recovered"
+            if updated:
+                record_events([PendingEvent(kind, Case(id=case_id), actor_label="system",
+                                            data={"recommendation_id": rec_id, "attempts": attempts,
+                                                  "reason": "timeout" if kind == "draft_failed" else "stalled"})])
+                if kind == "draft_recovered":
+                    retry_ids.append(rec_id)
+    if retry_ids:
+        from .tasks import draft_recommendations
+
+        for rec_id in retry_ids:
+            draft_recommendations.delay(  # after the commits above
+                [rec_id]
+            )
+    return len(stalled)
+
+
+def latest_recommendation(case: Case) -> Recommendation | None:
+    return case.recommendations.order_by("-requested_at", "-id").first()
+
+
+def latest_ready_recommendation(case: Case) -> Recommendation | None:
+    return case.recommendations.filter(status=Recommendation.Status.READY).order_by("-finished_at", "-id").first()

@@ -1,0 +1,340 @@
+"""Taking flagged items and appeals in: validate, deduplicate, queue, and ask for a draft.
+
+The API and `manage.py import_cases` are thin callers of these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from policies.models import Policy, PolicyVersion
+
+from . import drafting
+from .audit import PendingEvent, record_events
+from .models import Case, Decision, Item, Platform, Queue, Source
+from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
+
+TRUSTED_FLAGGER_PRIORITY = 10  # DSA Art. 22: trusted flaggers' notices go first.
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    case: Case
+    created: bool
+
+
+def _published_version(slug: str, *, field: str = "policy") -> PolicyVersion:
+    version = (
+        PolicyVersion.objects.published()
+        .select_related("policy")
+        .filter(policy__slug=slug)
+        .order_by("-number")
+        .first()
+    )
+    if version is None:
+        if Policy.objects.filter(slug=slug).exists():
+            raise FieldProblem(field, f"policy {slug!r} has no published version")
+        raise FieldProblem(field, f"no policy with slug {slug!r}")
+    return version
+
+
+def _existing(platform: Platform, kind: str, external_id: str, fingerprint: str) -> Case | None:
+    case = Case.objects.filter(platform=platform, kind=kind, external_id=external_id).first()
+    if case is not None and case.request_sha256 != fingerprint:
+        raise FieldProblem(
+            "external_id",
+            f"{external_id!r} was already received with a different body; "
+            "send a new external_id for a new item",
+            status=409,
+        )
+    return case
+
+
+def _actor_label(platform: Platform) -> str:
+    return f"api:{platform.slug}"
+
+
+def _build_flag(platform: Platform, payload: ItemIn, version: PolicyVersion, fingerprint: str,
+                now: dt.datetime) -> tuple[Item, Case]:
+    item = Item(
+        platform=platform,
+        external_id=payload.external_id,
+        policy_version=version,
+        content=payload.content,
+        content_type=payload.content_type,
+        author_id=payload.author_id,
+        reporter_id=payload.reporter_id,
+        source=payload.source,
+        flagged_at=payload.flagged_at,
+        metadata=payload.metadata,
+        received_at=now,
+    )
+    case = Case(
+        kind=Case.Kind.FLAG,
+        platform=platform,
+        external_id=payload.external_id,
+        item=item,
+        policy_version=version,
+        queue=Queue.FLAGS,
+        priority=TRUSTED_FLAGGER_PRIORITY if payload.source == Source.TRUSTED_FLAGGER else 0,
+        due_at=now + dt.timedelta(hours=version.policy.decide_within_hours),
+        created_at=now,
+        request_sha256=fingerprint,
+    )
+    return item, case
+
+
+def _received_event(case: Case, platform: Platform) -> PendingEvent:
+    return PendingEvent(
+        "received",
+        case,
+        actor_label=_actor_label(platform),
+        data={
+            "kind": case.kind,
+            "external_id": case.external_id,
+            "queue": case.queue,
+            "policy_version_id": case.policy_version_id,
+        },
+    )
+
+
+def _refuse_item_taken_by_appeal(platform: Platform, external_ids: list[str]) -> None:
+    taken = (
+        Item.objects.filter(platform=platform, external_id__in=external_ids)
+        .exclude(cases__kind=Case.Kind.FLAG)
+        .values_list("external_id", flat=True)
+        .first()
+    )
+    if taken is not None:
+        raise FieldProblem(
+            "external_id",
+            f"item {taken!r} is already here from an appeal; it cannot be flagged again as new",
+            status=409,
+        )
+
+
+def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
+    """Queue a flagged item. The same external id with the same body returns the existing case."""
+    fingerprint = request_fingerprint(payload)
+    existing = _existing(platform, Case.Kind.FLAG, payload.external_id, fingerprint)
+    if existing is not None:
+        return IntakeResult(existing, created=False)
+    version = _published_version(payload.policy)
+    _refuse_item_taken_by_appeal(platform, [payload.external_id])
+    try:
+        with transaction.atomic():
+            item, case = _build_flag(platform, payload, version, fingerprint, timezone.now())
+            item.save()
+            case.item = item
+            case.save()
+            drafting.queue_drafts([case])
+            record_events([_received_event(case, platform)])
+    except IntegrityError:
+        # Another request with this external id committed first: answer as it would have.
+        existing = _existing(platform, Case.Kind.FLAG, payload.external_id, fingerprint)
+        if existing is None:
+            raise
+        return IntakeResult(existing, created=False)
+    return IntakeResult(case, created=True)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    index: int
+    external_id: str | None
+    status: int  # HTTP-like: 201 created, 200 existing, 4xx problem
+    case: Case | None = None
+    problems: tuple[dict, ...] = ()
+
+
+def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
+                       invalid: dict[int, list[dict]]) -> list[BulkOutcome]:
+    """Queue many items in one transaction. Items already rejected by validation come in as None
+    with their problems in `invalid`. Each valid item is written whole or not at all."""
+    outcomes: dict[int, BulkOutcome] = {
+        i: BulkOutcome(i, None, 422, problems=tuple(p)) for i, p in invalid.items()
+    }
+    candidates: list[tuple[int, ItemIn, str]] = []
+    seen_in_request: dict[str, tuple[int, str]] = {}
+    for index, payload in enumerate(payloads):
+        if payload is None:
+            continue
+        fingerprint = request_fingerprint(payload)
+        previous = seen_in_request.get(payload.external_id)
+        if previous is not None:
+            if previous[1] != fingerprint:
+                outcomes[index] = BulkOutcome(index, payload.external_id, 409, problems=(
+                    {"field": "external_id", "problem": f"{payload.external_id!r} appears earlier in this request (item {previous[0]}) with a different body"},))
+            else:
+                outcomes[index] = BulkOutcome(index, payload.external_id, -previous[0] - 1)
+            continue
+        seen_in_request[payload.external_id] = (index, fingerprint)
+        candidates.append((index, payload, fingerprint))
+
+    existing = {
+        case.external_id: case
+        for case in Case.objects.filter(
+            platform=platform, kind=Case.Kind.FLAG,
+            external_id__in=[p.external_id for _, p, _ in candidates],
+        )
+    }
+    versions: dict[str, PolicyVersion | FieldProblem] = {}
+    to_create: list[tuple[int, ItemIn, str, PolicyVersion]] = []
+    for index, payload, fingerprint in candidates:
+        case = existing.get(payload.external_id)
+        if case is not None:
+            if case.request_sha256 == fingerprint:
+                outcomes[index] = BulkOutcome(index, payload.external_id, 200, case)
+            else:
+                outcomes[index] = BulkOutcome(index, payload.external_id, 409, problems=(
+                    {"field": "external_id", "problem": f"{payload.external_id!r} was already received with a different body"},))
+            continue
+        if payload.policy not in versions:
+            try:
+                versions[payload.policy] = _published_version(payload.policy)
+            except FieldProblem as problem:
+                versions[payload.policy] = problem
+        version = versions[payload.policy]
+        if isinstance(version, FieldProblem):
+            outcomes[index] = BulkOutcome(index, payload.external_id, 422, problems=(version.as_dict(),))
+            continue
+        try:
+            _refuse_item_taken_by_appeal(platform, [payload.external_id])
+        except FieldProblem as problem:
+            outcomes[index] = BulkOutcome(index, payload.external_id, 409, problems=(problem.as_dict(),))
+            continue
+        to_create.append((index, payload, fingerprint, version))
+
+    if to_create:
+        try:
+            created = _create_flags_together(platform, to_create)
+        except IntegrityError:
+            # A concurrent request took some of these ids: fall back to one at a time.
+            created = {}
+            for index, payload, _, _ in to_create:
+                try:
+                    result = receive_item(platform=platform, payload=payload)
+                except FieldProblem as problem:
+                    outcomes[index] = BulkOutcome(index, payload.external_id, problem.status,
+                                                  problems=(problem.as_dict(),))
+                    continue
+                outcomes[index] = BulkOutcome(index, payload.external_id,
+                                              201 if result.created else 200, result.case)
+        for index, case in created.items():
+            outcomes[index] = BulkOutcome(index, case.external_id, 201, case)
+
+    # Repeats inside the request point at their first occurrence.
+    for index, outcome in list(outcomes.items()):
+        if outcome.status < 0:
+            first = outcomes[-outcome.status - 1]
+            outcomes[index] = BulkOutcome(index, outcome.external_id, 200 if first.case else first.status,
+                                          first.case, first.problems)
+    return [outcomes[i] for i in sorted(outcomes)]
+
+
+def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
+    now = timezone.now()
+    with transaction.atomic():
+        built = [(index, *_build_flag(platform, payload, version, fingerprint, now))
+                 for index, payload, fingerprint, version in rows]
+        Item.objects.bulk_create([item for _, item, _ in built])
+        for _, item, case in built:
+            case.item = item
+        Case.objects.bulk_create([case for _, _, case in built])
+        drafting.queue_drafts([case for _, _, case in built])
+        record_events([_received_event(case, platform) for _, _, case in built])
+    return {index: case for index, _, case in built}
+
+
+def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
+    """Queue an appeal. If the item is not here yet, the appeal brings its content and policy."""
+    fingerprint = request_fingerprint(payload)
+    existing = _existing(platform, Case.Kind.APPEAL, payload.external_id, fingerprint)
+    if existing is not None:
+        return IntakeResult(existing, created=False)
+
+    now = timezone.now()
+    item = Item.objects.select_related("policy_version__policy").filter(
+        platform=platform, external_id=payload.item_external_id
+    ).first()
+    if item is None:
+        if payload.content is None:
+            raise FieldProblem("content", "is required when the item is not in the system yet")
+        if payload.policy is None:
+            raise FieldProblem("policy", "is required when the item is not in the system yet")
+        version = _published_version(payload.policy)
+    else:
+        version = item.policy_version
+        if payload.policy is not None and payload.policy != version.policy.slug:
+            raise FieldProblem(
+                "policy",
+                f"item {payload.item_external_id!r} is under policy {version.policy.slug!r}, not {payload.policy!r}",
+            )
+    policy = version.policy
+
+    decided_at = payload.original_decision.decided_at
+    if decided_at > now + dt.timedelta(minutes=5):
+        raise FieldProblem("original_decision.decided_at", "is in the future")
+    window_closes = decided_at + dt.timedelta(days=policy.appeal_window_days)
+    if now > window_closes:
+        raise FieldProblem(
+            "original_decision.decided_at",
+            f"the appeal window under policy {policy.slug!r} is {policy.appeal_window_days} days "
+            f"and closed on {window_closes:%Y-%m-%d}; this appeal is too late",
+        )
+
+    appealed_decision = None
+    if item is not None:
+        appealed_decision = (
+            Decision.objects.filter(case__item=item, case__kind=Case.Kind.FLAG)
+            .order_by("-decided_at").first()
+        )
+
+    try:
+        with transaction.atomic():
+            if item is None:
+                item = Item.objects.create(
+                    platform=platform,
+                    external_id=payload.item_external_id,
+                    policy_version=version,
+                    content=payload.content,
+                    content_type=payload.content_type,
+                    author_id=payload.author_id,
+                    source=Source.USER_REPORT,
+                    received_at=now,
+                )
+            case = Case.objects.create(
+                kind=Case.Kind.APPEAL,
+                platform=platform,
+                external_id=payload.external_id,
+                item=item,
+                policy_version=version,
+                queue=Queue.APPEALS,
+                due_at=now + dt.timedelta(hours=policy.appeal_decide_within_hours),
+                created_at=now,
+                request_sha256=fingerprint,
+                appellant_id=payload.appellant_id,
+                statement=payload.statement,
+                original_action=payload.original_decision.outcome,
+                original_rule_ids=payload.original_decision.rule_ids,
+                original_decided_at=decided_at,
+                appealed_decision=appealed_decision,
+            )
+            drafting.queue_drafts([case])
+            events = [_received_event(case, platform)]
+            if appealed_decision is not None:
+                events.append(PendingEvent("appealed", appealed_decision.case,
+                                           actor_label=_actor_label(platform),
+                                           data={"appeal_case_id": case.id}))
+            record_events(events)
+    except IntegrityError:
+        existing = _existing(platform, Case.Kind.APPEAL, payload.external_id, fingerprint)
+        if existing is None:
+            raise
+        return IntakeResult(existing, created=False)
+    return IntakeResult(case, created=True)
+

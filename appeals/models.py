@@ -1,0 +1,412 @@
+"""What a case is, what the model said about it, what a person decided, and what happened.
+
+Three separate records, after the field's habit: why a case is queued (`Case`), what the model
+said (`Recommendation`), what we concluded (`Decision`). `AuditEvent` is the append-only log of
+every state change. State changes happen in the service modules, never in `save()`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from policies.models import PolicyVersion
+
+
+class Platform(models.Model):
+    """A platform that sends cases in. External ids are unique per platform."""
+
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=200)
+    callback_url = models.URLField(blank=True)
+    callback_secret = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A bearer token for the intake API. Only its SHA-256 is stored."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100)
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class ContentType(models.TextChoices):
+    TEXT = "text", "Text"
+    IMAGE = "image", "Image"
+    VIDEO = "video", "Video"
+    AUDIO = "audio", "Audio"
+    OTHER = "other", "Other"
+
+
+class Source(models.TextChoices):
+    USER_REPORT = "user_report", "User report"
+    TRUSTED_FLAGGER = "trusted_flagger", "Trusted flagger"
+    AUTOMATED = "automated", "Automated detection"
+    OWN_INITIATIVE = "own_initiative", "Own initiative"
+
+
+class Item(models.Model):
+    """A piece of content as the platform sent it, under the policy version in force."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="items")
+    external_id = models.CharField(max_length=200)
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    content = models.TextField()
+    content_type = models.CharField(max_length=5, choices=ContentType, default=ContentType.TEXT)
+    author_id = models.CharField(max_length=200, blank=True, db_index=True)
+    reporter_id = models.CharField(max_length=200, blank=True, db_index=True)
+    source = models.CharField(max_length=16, choices=Source, default=Source.USER_REPORT)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "external_id"], name="item_external_id_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform.slug}:{self.external_id}"
+
+
+class Queue(models.TextChoices):
+    FLAGS = "flags", "New flags"
+    APPEALS = "appeals", "Appeals"
+    ESCALATIONS = "escalations", "Escalations"
+
+
+class QueueSetting(models.Model):
+    """Per-queue options. Blind-first hides the model's draft until the reviewer has called it."""
+
+    queue = models.CharField(max_length=12, choices=Queue, unique=True)
+    blind_first = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.get_queue_display()
+
+
+class Action(models.TextChoices):
+    REMOVE = "remove", "Remove"
+    RESTRICT = "restrict", "Restrict"
+    LABEL = "label", "Label"
+    NONE = "none", "No action"
+
+
+class CaseQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status=Case.Status.OPEN)
+
+    def in_queue(self, queue: str):
+        return self.open().filter(queue=queue)
+
+    def claimable(self, *, now=None):
+        """Open cases nobody holds a live lease on."""
+        now = now or timezone.now()
+        return self.open().filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
+
+    def held_by(self, user, *, now=None):
+        now = now or timezone.now()
+        return self.open().filter(claimed_by=user, lease_expires_at__gt=now)
+
+    def queue_order(self):
+        return self.order_by("-priority", "due_at", "created_at", "id")
+
+
+class Case(models.Model):
+    """A unit of review work: a flag on an item, or an appeal against a decision on one."""
+
+    class Kind(models.TextChoices):
+        FLAG = "flag", "Flag"
+        APPEAL = "appeal", "Appeal"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DECIDED = "decided", "Decided"
+
+    kind = models.CharField(max_length=6, choices=Kind)
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="cases")
+    external_id = models.CharField(max_length=200)
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="cases")
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    queue = models.CharField(max_length=12, choices=Queue)
+    status = models.CharField(max_length=7, choices=Status, default=Status.OPEN)
+    priority = models.SmallIntegerField(default=0)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # The canonical request body's hash: the same external id with another body is a conflict.
+    request_sha256 = models.CharField(max_length=64)
+
+    # The lease: who is working the case, with which token, until when.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    escalation_reason = models.TextField(blank=True)
+
+    # Appeals only: the decision appealed against and the appellant's own words.
+    appellant_id = models.CharField(max_length=200, blank=True)
+    statement = models.TextField(blank=True)
+    original_action = models.CharField(max_length=8, choices=Action, blank=True)
+    original_rule_ids = models.JSONField(default=list, blank=True)
+    original_decided_at = models.DateTimeField(null=True, blank=True)
+    appealed_decision = models.ForeignKey(
+        "Decision", null=True, blank=True, on_delete=models.PROTECT, related_name="appeals"
+    )
+
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "kind", "external_id"], name="case_external_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_token__isnull=True, lease_expires_at__isnull=True, claimed_by__isnull=True)
+                | Q(lease_token__isnull=False, lease_expires_at__isnull=False, claimed_by__isnull=False),
+                name="case_lease_complete_or_absent",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="flag", statement="") | Q(kind="appeal"),
+                name="case_statement_only_on_appeals",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                F("queue"), F("priority").desc(), F("due_at"), F("created_at"), F("id"),
+                name="case_queue_order",
+                condition=Q(status="open"),
+            ),
+            models.Index(fields=["policy_version", "status"], name="case_policy_status"),
+            models.Index(fields=["claimed_by", "status"], name="case_claimed_by_status"),
+        ]
+        permissions = [
+            ("review_flags", "Can review flagged items"),
+            ("review_appeals", "Can review appeals"),
+            ("review_escalations", "Can review escalations"),
+            ("view_all_cases", "Can read every case and its audit trail"),
+            ("export_decisions", "Can export decisions and statements of reasons"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.id} ({self.kind})"
+
+    @property
+    def is_appeal(self) -> bool:
+        return self.kind == self.Kind.APPEAL
+
+    def lease_is_live(self, *, now=None) -> bool:
+        now = now or timezone.now()
+        return self.lease_expires_at is not None and self.lease_expires_at > now
+
+    def is_past_due(self, *, now=None) -> bool:
+        return self.status == self.Status.OPEN and self.due_at < (now or timezone.now())
+
+
+class CaseSkip(models.Model):
+    """A reviewer passed on a case; it goes back to the queue and not to them again."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="skips")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["reviewer", "case"], name="skip_reviewer_case")]
+
+
+class Recommendation(models.Model):
+    """One request for a model draft and, once it ran, what the model said and how."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    IN_FLIGHT = (Status.PENDING, Status.RUNNING)
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="recommendations")
+    status = models.CharField(max_length=7, choices=Status, default=Status.PENDING)
+    failure_reason = models.CharField(max_length=40, blank=True)
+    failure_detail = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    run_token = models.UUIDField(null=True, blank=True)
+
+    # What the model said.
+    violation = models.BooleanField(null=True)
+    policy_category = models.CharField(max_length=40, blank=True)
+    rule_ids = models.JSONField(default=list, blank=True)
+    unknown_rule_ids = models.JSONField(default=list, blank=True)
+    confidence = models.CharField(max_length=10, blank=True)
+    rationale = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    raw_output = models.TextField(blank=True)
+    injection_signals = models.JSONField(default=list, blank=True)
+
+    # Provenance: enough to say exactly what ran, on what, and to re-render the prompt.
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    policy_sha256 = models.CharField(max_length=64, blank=True)
+    backend = models.CharField(max_length=20, blank=True)
+    model_id = models.CharField(max_length=300, blank=True)
+    model_revision = models.CharField(max_length=100, blank=True)
+    prompt_sha256 = models.CharField(max_length=64, blank=True)
+    reasoning_effort = models.CharField(max_length=6, blank=True)
+    conversation_date = models.DateField(null=True, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    engine_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=Q(status__in=["pending", "running"]),
+                name="recommendation_one_in_flight_per_case",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(failure_reason=""),
+                name="recommendation_failure_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["case", "-requested_at"], name="recommendation_case_latest"),
+            models.Index(fields=["status", "started_at"], name="recommendation_status_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Recommendation {self.id} for case {self.case_id} ({self.status})"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in self.IN_FLIGHT
+
+
+class Outcome(models.TextChoices):
+    VIOLATING = "violating", "Violating"
+    NOT_VIOLATING = "not_violating", "Not violating"
+    UPHOLD = "uphold", "Uphold the original decision"
+    OVERTURN = "overturn", "Overturn the original decision"
+
+
+FLAG_OUTCOMES = (Outcome.VIOLATING, Outcome.NOT_VIOLATING)
+APPEAL_OUTCOMES = (Outcome.UPHOLD, Outcome.OVERTURN)
+REMOVING_ACTIONS = (Action.REMOVE, Action.RESTRICT, Action.LABEL)
+
+
+class Decision(models.Model):
+    """A person's final call on a case, with the model's recommendation kept beside it."""
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="decision")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=13, choices=Outcome)
+    action = models.CharField(max_length=8, choices=Action)
+    rule_ids = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True)
+
+    # The model's side, frozen at decision time.
+    recommendation = models.ForeignKey(
+        Recommendation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    model_outcome = models.CharField(max_length=13, choices=Outcome, blank=True)
+    agrees_with_model = models.BooleanField(null=True)
+    accepted_recommendation = models.BooleanField(default=False)
+
+    # Blind-first: the reviewer's own call before the draft was shown, if the queue hid it.
+    recommendation_shown = models.BooleanField(default=True)
+    blind_outcome = models.CharField(max_length=13, choices=Outcome, blank=True)
+    blind_rule_ids = models.JSONField(default=list, blank=True)
+    blind_agrees_with_model = models.BooleanField(null=True)
+
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome="violating", action__in=["remove", "restrict", "label"])
+                | Q(outcome="not_violating", action="none")
+                | Q(outcome__in=["uphold", "overturn"]),
+                name="decision_action_matches_outcome",
+            ),
+        ]
+        indexes = [models.Index(fields=["decided_at"], name="decision_decided_at")]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()} on case {self.case_id}"
+
+
+class AuditEvent(models.Model):
+    """One appended line of the case's history. Nothing in the application updates or deletes one.
+
+    Each event carries the hash of the one before it, so a changed or missing row breaks the chain.
+    """
+
+    class Kind(models.TextChoices):
+        RECEIVED = "received", "Received"
+        DRAFT_REQUESTED = "draft_requested", "Draft requested"
+        DRAFT_STARTED = "draft_started", "Draft started"
+        DRAFTED = "drafted", "Drafted"
+        DRAFT_FAILED = "draft_failed", "Draft failed"
+        DRAFT_RECOVERED = "draft_recovered", "Stalled draft recovered"
+        CLAIMED = "claimed", "Claimed"
+        LEASE_RENEWED = "lease_renewed", "Lease renewed"
+        LEASE_EXPIRED = "lease_expired", "Lease expired"
+        RELEASED = "released", "Released"
+        SKIPPED = "skipped", "Skipped"
+        BLIND_CALL = "blind_call", "Blind call recorded"
+        DECIDED = "decided", "Decided"
+        ESCALATED = "escalated", "Escalated"
+        APPEALED = "appealed", "Appealed"
+        EXPORTED = "exported", "Exported"
+        CALLBACK_ATTEMPTED = "callback_attempted", "Callback attempted"
+        CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"
+        CALLBACK_FAILED = "callback_failed", "Callback failed"
+
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=Kind)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Who or what acted, in words: a username, "api:<platform>", "worker", "system".
+    actor_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["case", "id"], name="audit_case_id")]
+        permissions = [("view_audit", "Can read and verify the audit log")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on case {self.case_id} by {self.actor_label}"

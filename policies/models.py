@@ -1,0 +1,102 @@
+"""A policy is a named, numbered series of immutable versions; cases cite one version."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ReasoningEffort(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class Policy(models.Model):
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=200)
+    reasoning_effort = models.CharField(
+        max_length=6, choices=ReasoningEffort, default=ReasoningEffort.MEDIUM
+    )
+    # Appeal rules (DSA Art. 20): how long after a decision an appeal is accepted, and how
+    # soon a case under this policy should be decided.
+    appeal_window_days = models.PositiveIntegerField(default=183)
+    decide_within_hours = models.PositiveIntegerField(default=24)
+    appeal_decide_within_hours = models.PositiveIntegerField(default=72)
+    # Rule id prefix -> DSA category / decision ground, for statements of reasons.
+    dsa_mapping = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "policies"
+        ordering = ["name"]
+        permissions = [("manage_policy", "Can import and publish policy versions")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def current_version(self) -> PolicyVersion | None:
+        return self.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
+
+
+class PolicyVersionQuerySet(models.QuerySet):
+    def published(self):
+        return self.filter(status=PolicyVersion.Status.PUBLISHED)
+
+
+class PolicyVersion(models.Model):
+    """The text of a policy as it stood. Never edited once saved: a change is a new version."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    text = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=9, choices=Status, default=Status.PUBLISHED)
+    source = models.CharField(max_length=300, blank=True)
+    licence_notice = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = PolicyVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["policy", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "number"], name="policy_version_number_unique"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="policy_version_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy.slug} v{self.number}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.policy.slug} v{self.number}"
+
+    def rule_ids(self) -> list[str]:
+        return [rule.rule_id for rule in self.rules.all()]
+
+
+class PolicyRule(models.Model):
+    """A rule a policy version defines, e.g. `GV1` or `SP2.b`, with the text that defines it."""
+
+    version = models.ForeignKey(PolicyVersion, on_delete=models.CASCADE, related_name="rules")
+    rule_id = models.CharField(max_length=40)
+    text = models.TextField()
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["version", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "rule_id"], name="policy_rule_unique_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return self.rule_id

@@ -1,0 +1,58 @@
+"""Personas and shared fixtures. State is set up through the services, as in real casework.
+
+alice and bob review flags; carol is a senior reviewer (appeals, escalations); dave is a policy
+admin; erin is an auditor; mallory has no role at all.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import builders
+
+
+@pytest.fixture
+def roles(db):
+    from appeals.roles import bootstrap_roles
+
+    return bootstrap_roles()
+
+
+@pytest.fixture
+def alice(roles):
+    return builders.make_user("alice", "reviewer")
+
+
+@pytest.fixture
+def bob(roles):
+    return builders.make_user("bob", "reviewer")
+
+
+@pytest.fixture
+def carol(roles):
+    return builders.make_user("carol", "senior_reviewer")
+
+
+@pytest.fixture
+def dave(roles):
+    return builders.make_user("dave", "policy_admin")
+
+
+@pytest.fixture
+def erin(roles):
+    return builders.make_user("erin", "auditor")
+
+
+@pytest.fixture
+def mallory(roles):
+    return builders.make_user("mallory")
+
+
+@pytest.fixture
+def platform(db):
+    return builders.make_platform()
+
+
+@pytest.fixture
+def spam_policy(db):
+    return builders.make_policy()
