@@ -56,11 +56,28 @@ def request_draft(*, case: Case, actor) -> Recommendation:
 
 
 def _enqueue_on_commit(recommendation_ids: list[int]) -> None:
+    batch = settings.SAFEGUARD_BATCH_SIZE
+    chunks = [recommendation_ids[i:i + batch] for i in range(0, len(recommendation_ids), batch)]
+    transaction.on_commit(lambda: enqueue_drafts(chunks))
+
+
+def enqueue_drafts(chunks: list[list[int]]) -> None:
+    """Send draft tasks to the broker. If the broker is down the rows stay pending, and
+    `recover_stalled_drafts` sends them again: the request is in the database, not the broker."""
     from .tasks import draft_recommendations
 
-    batch = settings.SAFEGUARD_BATCH_SIZE
-    for start in range(0, len(recommendation_ids), batch):
-        draft_recommendations.delay_on_commit(recommendation_ids[start:start + batch])
+    sent: list[int] = []
+    for chunk in chunks:
+        try:
+            draft_recommendations.delay(chunk)
+        except Exception:
+            log.exception("could not enqueue drafts %s; the recovery sweep will resend them", chunk)
+            break
+        sent.extend(chunk)
+    if sent:
+        Recommendation.objects.filter(id__in=sent, status=Recommendation.Status.PENDING).update(
+            enqueued_at=timezone.now()
+        )
 
 
 def _case_spec(case: Case) -> CaseSpec:
@@ -208,14 +225,17 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
                                                   "reason": "timeout" if kind == "draft_failed" else "stalled"})])
                 if kind == "draft_recovered":
                     retry_ids.append(rec_id)
+    # Requests never picked up (the broker was down when they were made, or lost a message).
+    forgotten = list(
+        Recommendation.objects.filter(status=Recommendation.Status.PENDING, requested_at__lt=limit)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=limit))
+        .exclude(id__in=retry_ids).values_list("id", flat=True)[:10_000]
+    )
+    retry_ids.extend(forgotten)
     if retry_ids:
-        from .tasks import draft_recommendations
-
-        for rec_id in retry_ids:
-            draft_recommendations.delay(  # after the commits above
-                [rec_id]
-            )
-    return len(stalled)
+        batch = settings.SAFEGUARD_BATCH_SIZE
+        enqueue_drafts([retry_ids[i:i + batch] for i in range(0, len(retry_ids), batch)])
+    return len(stalled) + len(forgotten)
 
 
 def latest_recommendation(case: Case) -> Recommendation | None:

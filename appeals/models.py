@@ -7,8 +7,6 @@ every state change. State changes happen in the service modules, never in `save(
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -231,6 +229,9 @@ class CaseSkip(models.Model):
     class Meta:
         indexes = [models.Index(fields=["reviewer", "case"], name="skip_reviewer_case")]
 
+    def __str__(self) -> str:
+        return f"{self.reviewer} skipped case {self.case_id}"
+
 
 class Recommendation(models.Model):
     """One request for a model draft and, once it ran, what the model said and how."""
@@ -251,6 +252,8 @@ class Recommendation(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     requested_at = models.DateTimeField(default=timezone.now)
+    # When a task for it was last sent to the broker; the recovery sweep resends old ones.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

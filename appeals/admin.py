@@ -1,0 +1,64 @@
+"""Admin: platforms and their tokens are managed here; cases and the audit log are read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import ApiToken, AuditEvent, Case, Decision, Platform, QueueSetting, Recommendation
+
+
+class ApiTokenInline(admin.TabularInline):
+    model = ApiToken
+    fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("name", "prefix", "created_at", "last_used_at")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False  # tokens are created with `manage.py create_api_token`, shown once
+
+
+@admin.register(Platform)
+class PlatformAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "callback_url")
+    inlines = [ApiTokenInline]
+
+
+@admin.register(QueueSetting)
+class QueueSettingAdmin(admin.ModelAdmin):
+    list_display = ("queue", "blind_first")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "queue", "status", "external_id", "policy_version", "due_at")
+    list_filter = ("kind", "queue", "status")
+    search_fields = ("external_id",)
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "case", "status", "failure_reason", "violation", "model_id", "finished_at")
+    list_filter = ("status", "failure_reason", "backend")
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ("case", "outcome", "action", "decided_by", "decided_at", "agrees_with_model")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "case", "actor_label", "created_at")
+    list_filter = ("kind",)

@@ -1,0 +1,187 @@
+"""The quickstart's demo: the published policies from ../shared/datasets, cases from public
+moderation data (their labels kept in the item's metadata for later evaluation), and demo logins.
+
+Everything goes through the same services a real platform's data goes through.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from policies.models import PolicyVersion
+from policies.services import import_policy_version
+
+from . import intake
+from .models import Case, Platform
+from .roles import assign_role, bootstrap_roles
+from .schemas import AppealIn, ItemIn
+
+TEEN_SAFETY = {
+    "graphic-violent-content": "Graphic Violent Content (Teen Safety)",
+    "graphic-sexual-content": "Graphic Sexual Content (Teen Safety)",
+    "harmful-body-ideals": "Harmful Body Ideals (Teen Safety)",
+    "dangerous-content": "Dangerous Content (Teen Safety)",
+    "dangerous-roleplay": "Dangerous Roleplay (Teen Safety)",
+    "age-restricted-goods-and-services": "Age-Restricted Goods and Services (Teen Safety)",
+}
+# Which demo policy reviews a text from the moderation eval set, by its positive labels.
+LABEL_TO_POLICY = [
+    (("V2", "V"), "graphic-violent-content"),
+    (("S3", "S"), "graphic-sexual-content"),
+    (("SH",), "harmful-body-ideals"),
+]
+DEMO_USERS = {
+    "reviewer": ("reviewer",),
+    "senior": ("senior_reviewer",),
+    "auditor": ("auditor",),
+    "policyadmin": ("policy_admin",),
+}
+
+
+def datasets_dir() -> Path:
+    return Path(getattr(settings, "DATASETS_DIR", settings.BASE_DIR.parent / "shared" / "datasets"))
+
+
+def load_policies(root: Path) -> list[PolicyVersion]:
+    versions = []
+    pack = root / "teen-safety-policy-pack"
+    notice = (pack / "LICENSE").read_text()[:2000] if (pack / "LICENSE").exists() else ""
+    notice = ("ROOST Teen Safety policy pack (roostorg/model-community), Apache-2.0, "
+              "with its USAGE_POLICY.\n\n" + notice)
+    for slug, name in TEEN_SAFETY.items():
+        path = pack / "example_policies" / slug / "policy.md"
+        versions.append(import_policy_version(slug=slug, name=name, text=path.read_text(),
+                                              source=str(path.relative_to(root)), licence_notice=notice))
+    spam = root / "spam-policy-example"
+    versions.append(import_policy_version(
+        slug="spam", name="Spam (OpenAI example)", text=(spam / "policy.txt").read_text(),
+        source="spam-policy-example/policy.txt",
+        licence_notice="OpenAI gpt-oss-safeguard example policy, Apache-2.0.\n\n"
+        + (spam / "LICENSE").read_text()[:2000],
+    ))
+    return versions
+
+
+def _moderation_items(root: Path, limit: int) -> list[ItemIn]:
+    items = []
+    unlabelled_policy = list(TEEN_SAFETY)
+    with gzip.open(root / "openai-moderation" / "samples-1680.jsonl.gz", "rt") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if len(items) >= limit:
+                break
+            sample = json.loads(line)
+            labels = {k: v for k, v in sample.items() if k != "prompt"}
+            policy = None
+            for keys, slug in LABEL_TO_POLICY:
+                if any(labels.get(k) == 1 for k in keys):
+                    policy = slug
+                    break
+            if policy is None:
+                if any(v == 1 for v in labels.values()):
+                    continue  # hate / harassment: no demo policy covers it
+                policy = unlabelled_policy[line_no % len(unlabelled_policy)]
+            text = sample["prompt"].strip()
+            if not text:
+                continue
+            items.append(ItemIn(
+                external_id=f"openai-moderation-{line_no}",
+                policy=policy,
+                content=text[: settings.CONTENT_MAX_CHARS],
+                source="user_report" if line_no % 5 else "automated",
+                author_id=f"user-{line_no % 37}",
+                reporter_id=f"reporter-{line_no % 11}",
+                metadata={"dataset": "openai-moderation", "line": line_no, "labels": labels},
+            ))
+    return items
+
+
+def _spam_items(root: Path) -> list[ItemIn]:
+    items = []
+    with open(root / "spam-policy-example" / "golden_dataset.csv", newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 10 or not row[0].strip().isdigit() or not row[1].strip():
+                continue
+            items.append(ItemIn(
+                external_id=f"spam-golden-{row[0].strip()}",
+                policy="spam",
+                content=row[1].strip(),
+                source="automated",
+                author_id=f"sender-{int(row[0]) % 13}",
+                metadata={"dataset": "spam-policy-example", "label": row[9].strip()},
+            ))
+    return items
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    policies: int
+    cases_created: int
+    appeals_created: int
+    password: str
+
+
+def ensure_demo_users(password: str | None) -> str:
+    bootstrap_roles()
+    password = password or secrets.token_urlsafe(9)
+    User = get_user_model()
+    for username, roles in DEMO_USERS.items():
+        user, _ = User.objects.get_or_create(username=username)
+        user.set_password(password)
+        user.save()
+        for role in roles:
+            assign_role(user, role)
+    admin, _ = User.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+    admin.is_staff = admin.is_superuser = True
+    admin.set_password(password)
+    admin.save()
+    return password
+
+
+def load_demo(*, root: Path | None = None, cases: int = 200, password: str | None = None) -> DemoSummary:
+    root = root or datasets_dir()
+    versions = load_policies(root)
+    platform, _ = Platform.objects.get_or_create(slug="demo", defaults={"name": "Demo platform"})
+    payloads = _moderation_items(root, cases) + _spam_items(root)
+    created = 0
+    for start in range(0, len(payloads), 500):
+        outcomes = intake.receive_items_bulk(platform=platform, payloads=payloads[start:start + 500], invalid={})
+        created += sum(1 for o in outcomes if o.status == 201)
+    appeals = _demo_appeals(platform)
+    password = ensure_demo_users(password)
+    return DemoSummary(len(versions), created, appeals, password)
+
+
+def _demo_appeals(platform: Platform) -> int:
+    """A few users appeal removals the platform made before the item reached this console."""
+    created = 0
+    decided_at = timezone.now() - dt.timedelta(days=3)
+    statements = [
+        "This is a scene from the horror novel I'm writing, not something real.",
+        "I was asking how to stay safe, I wasn't encouraging anyone.",
+        "My post was removed but it's a quote from the news.",
+    ]
+    items = list(Case.objects.filter(platform=platform, kind=Case.Kind.FLAG)
+                 .select_related("item").order_by("id")[: len(statements)])
+    with transaction.atomic():
+        for case, statement in zip(items, statements, strict=False):
+            payload = AppealIn(
+                external_id=f"appeal-{case.external_id}",
+                item_external_id=case.external_id,
+                statement=statement,
+                appellant_id=case.item.author_id or "appellant",
+                original_decision={"outcome": "remove", "rule_ids": [], "decided_at": decided_at},
+            )
+            result = intake.receive_appeal(platform=platform, payload=payload)
+            created += result.created
+    return created

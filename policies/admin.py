@@ -1,0 +1,110 @@
+"""Admin for policy admins. Versions are immutable: adding one goes through the import service,
+and a saved version can be read, published, but never edited or deleted."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from .models import Policy, PolicyRule, PolicyVersion
+from .services import import_policy_version, publish_policy_version
+
+
+class PolicyVersionInline(admin.TabularInline):
+    model = PolicyVersion
+    fields = ("number", "status", "sha256", "created_at", "created_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "reasoning_effort", "appeal_window_days", "decide_within_hours")
+    search_fields = ("name", "slug")
+    inlines = [PolicyVersionInline]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class NewVersionForm(forms.ModelForm):
+    slug = forms.SlugField(help_text="The policy this text is a new version of (created if new).")
+    name = forms.CharField(max_length=200)
+    publish = forms.BooleanField(required=False, initial=True)
+
+    class Meta:
+        model = PolicyVersion
+        fields = ("text", "source", "licence_notice")
+
+
+class PolicyRuleInline(admin.TabularInline):
+    model = PolicyRule
+    fields = ("rule_id", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "status", "sha256", "created_at")
+    list_filter = ("status", "policy")
+    inlines = [PolicyRuleInline]
+    actions = ["publish"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = NewVersionForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("slug", "name", "text", "source", "licence_notice", "publish")
+        return ("policy", "number", "status", "sha256", "source", "licence_notice", "text",
+                "created_at", "created_by")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # versions are immutable
+        try:
+            version = import_policy_version(
+                slug=form.cleaned_data["slug"], name=form.cleaned_data["name"],
+                text=form.cleaned_data["text"], source=form.cleaned_data.get("source", ""),
+                licence_notice=form.cleaned_data.get("licence_notice", ""),
+                publish=form.cleaned_data.get("publish", True), actor=request.user,
+            )
+        except ValidationError as error:
+            messages.error(request, "; ".join(error.messages))
+            raise
+        obj.pk = version.pk
+        obj.id = version.id
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Publish the selected versions", permissions=["change"])
+    def publish(self, request, queryset):
+        for version in queryset:
+            publish_policy_version(version=version)
+        self.message_user(request, f"Published {queryset.count()} version(s).")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("policies.manage_policy")
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("policies.manage_policy")

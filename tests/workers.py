@@ -1,0 +1,66 @@
+"""A real Celery worker, started as a subprocess against the test database and Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    params = connection.settings_dict
+    user = params.get("USER") or "postgres"
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{params['NAME']}"
+
+
+@contextmanager
+def celery_worker(*, broker_url: str, queues: str = "default,gpu", env: dict | None = None,
+                  log_path: Path | None = None):
+    """Run `celery worker --pool solo` until the block ends; yields the Popen."""
+    worker_env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "TEST_DATABASE_NAME": "",
+        "CELERY_BROKER_URL": broker_url,
+        "DJANGO_SETTINGS_MODULE": "reviewer.settings",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    log = open(log_path or os.devnull, "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "reviewer", "worker", "--pool", "solo",
+         "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+         "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"],
+        cwd=REPO_ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
