@@ -6,6 +6,7 @@ Events are written only through `record_event` / `record_events`; nothing update
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable
@@ -34,6 +35,11 @@ class PendingEvent:
 
 def canonical_content(*, prev_hash: str, kind: str, case_id, actor_id, actor_label: str,
                       created_at, data: dict) -> str:
+    """The exact text an event's hash covers: every stored field but `hash` itself.
+
+    Keys are sorted and the time is written in UTC, so the text is the same whether the row came
+    from memory or back from either database (PostgreSQL's jsonb reorders keys).
+    """
     return json.dumps(
         {
             "prev_hash": prev_hash,
@@ -41,7 +47,7 @@ def canonical_content(*, prev_hash: str, kind: str, case_id, actor_id, actor_lab
             "case_id": case_id,
             "actor_id": actor_id,
             "actor_label": actor_label,
-            "created_at": created_at.isoformat(),
+            "created_at": created_at.astimezone(dt.UTC).isoformat(),
             "data": data,
         },
         sort_keys=True,
@@ -65,10 +71,15 @@ def event_hash(event: AuditEvent) -> str:
 
 def _json_safe(data: dict | None) -> dict:
     # Store exactly what was hashed: round-trip through JSON so dates and UUIDs become strings.
-    return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
+    # NaN and infinities are refused: jsonb cannot store them, so they could never verify.
+    return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder, allow_nan=False))
 
 
 def _lock_chain_and_get_head() -> str:
+    # The lock is held to the end of the transaction, so ids (taken from the sequence while it is
+    # held) follow chain order. The head is read after the lock is granted: under READ COMMITTED
+    # that read sees the previous holder's committed rows. (A REPEATABLE READ transaction that
+    # read anything before appending would see a stale head and fork the chain: don't.)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK_ID])
@@ -114,29 +125,64 @@ def record_event(kind: str, *, case: Case | None, actor=None, actor_label: str =
 
 @dataclass(frozen=True)
 class ChainReport:
+    """What `verify_chain` found: how far it got, and the first broken link if there is one."""
+
     events_checked: int
+    head_id: int | None = None
+    head_hash: str = GENESIS_HASH
     first_broken_id: int | None = None
+    broken_kind: str = ""
+    broken_case_id: int | None = None
     problem: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.first_broken_id is None
+        return self.first_broken_id is None and not self.problem
 
 
-def verify_chain(*, chunk_size: int = 5000) -> ChainReport:
-    """Walk the whole chain in id order; name the first event whose link or content is wrong."""
+def verify_chain(*, chunk_size: int = 5000, expect_head: str = "") -> ChainReport:
+    """Walk the whole chain in id order; name the first event whose link or content is wrong.
+
+    A chain only proves what lies before its head: deleting the newest events leaves a shorter
+    chain that still verifies. Keep the head hash somewhere else (`verify_audit` prints it) and
+    pass it back as `expect_head` to catch that too.
+    """
     prev_hash = GENESIS_HASH
     checked = 0
     last_id = 0
+    seen_expected = not expect_head
+    fields = ("id", "kind", "case_id", "actor_id", "actor_label", "created_at", "data",
+              "prev_hash", "hash")
     while True:
-        chunk = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:chunk_size])
+        chunk = list(
+            AuditEvent.objects.filter(id__gt=last_id).order_by("id").values_list(*fields)[:chunk_size]
+        )
         if not chunk:
-            return ChainReport(events_checked=checked)
-        for event in chunk:
-            if event.prev_hash != prev_hash:
-                return ChainReport(checked, event.id, "its prev_hash does not match the event before it (an event was removed, inserted or reordered)")
-            if event_hash(event) != event.hash:
-                return ChainReport(checked, event.id, "its content does not match its hash (the event was altered)")
-            prev_hash = event.hash
+            break
+        for id_, kind, case_id, actor_id, actor_label, created_at, data, stored_prev, stored in chunk:
+            def broken(problem: str) -> ChainReport:
+                return ChainReport(checked, last_id or None, prev_hash, id_, kind, case_id, problem)  # noqa: B023
+
+            if stored_prev != prev_hash:
+                return broken(
+                    f"its prev_hash {stored_prev[:12]}… is not the hash of the event before it "
+                    f"({prev_hash[:12]}…): an event before it was removed, or this one was "
+                    "inserted or moved"
+                )
+            content = canonical_content(prev_hash=stored_prev, kind=kind, case_id=case_id,
+                                        actor_id=actor_id, actor_label=actor_label,
+                                        created_at=created_at, data=data)
+            if hashlib.sha256(content.encode()).hexdigest() != stored:
+                return broken("its content does not match its hash: the event was altered")
+            prev_hash = stored
             checked += 1
-            last_id = event.id
+            last_id = id_
+            if stored == expect_head:
+                seen_expected = True
+    if not seen_expected:
+        return ChainReport(
+            checked, last_id or None, prev_hash,
+            problem=f"the expected head {expect_head[:12]}… is not in the chain: events after it "
+                    "were removed, or the chain was rewritten",
+        )
+    return ChainReport(checked, last_id or None, prev_hash)

@@ -67,13 +67,15 @@ def enqueue_drafts(chunks: list[list[int]]) -> None:
     from .tasks import draft_recommendations
 
     sent: list[int] = []
-    for chunk in chunks:
-        try:
-            draft_recommendations.delay(chunk)
-        except Exception:
-            log.exception("could not enqueue drafts %s; the recovery sweep will resend them", chunk)
-            break
-        sent.extend(chunk)
+    try:
+        # One producer (one broker connection) for all the chunks of this commit.
+        with draft_recommendations.app.producer_or_acquire() as producer:
+            for chunk in chunks:
+                draft_recommendations.apply_async((chunk,), producer=producer)
+                sent.extend(chunk)
+    except Exception:
+        log.exception("could not enqueue all drafts (%d sent); the recovery sweep will resend the rest",
+                      len(sent))
     if sent:
         Recommendation.objects.filter(id__in=sent, status=Recommendation.Status.PENDING).update(
             enqueued_at=timezone.now()

@@ -102,19 +102,27 @@ def _received_event(case: Case, platform: Platform) -> PendingEvent:
     )
 
 
-def _refuse_item_taken_by_appeal(platform: Platform, external_ids: list[str]) -> None:
-    taken = (
+def _items_taken_by_appeals(platform: Platform, external_ids: list[str]) -> set[str]:
+    """Those of `external_ids` that name items an appeal brought in (so no flag can create them)."""
+    return set(
         Item.objects.filter(platform=platform, external_id__in=external_ids)
         .exclude(cases__kind=Case.Kind.FLAG)
         .values_list("external_id", flat=True)
-        .first()
     )
-    if taken is not None:
-        raise FieldProblem(
-            "external_id",
-            f"item {taken!r} is already here from an appeal; it cannot be flagged again as new",
-            status=409,
-        )
+
+
+def _taken_by_appeal_problem(external_id: str) -> FieldProblem:
+    return FieldProblem(
+        "external_id",
+        f"item {external_id!r} is already here from an appeal; it cannot be flagged again as new",
+        status=409,
+    )
+
+
+def _refuse_item_taken_by_appeal(platform: Platform, external_ids: list[str]) -> None:
+    taken = _items_taken_by_appeals(platform, external_ids)
+    if taken:
+        raise _taken_by_appeal_problem(sorted(taken)[0])
 
 
 def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
@@ -137,6 +145,7 @@ def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
         # Another request with this external id committed first: answer as it would have.
         existing = _existing(platform, Case.Kind.FLAG, payload.external_id, fingerprint)
         if existing is None:
+            _refuse_item_taken_by_appeal(platform, [payload.external_id])  # an appeal won the race
             raise
         return IntakeResult(existing, created=False)
     return IntakeResult(case, created=True)
@@ -202,12 +211,17 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
         if isinstance(version, FieldProblem):
             outcomes[index] = BulkOutcome(index, payload.external_id, 422, problems=(version.as_dict(),))
             continue
-        try:
-            _refuse_item_taken_by_appeal(platform, [payload.external_id])
-        except FieldProblem as problem:
-            outcomes[index] = BulkOutcome(index, payload.external_id, 409, problems=(problem.as_dict(),))
-            continue
         to_create.append((index, payload, fingerprint, version))
+
+    # One query for the lot, not one per item.
+    taken = _items_taken_by_appeals(platform, [payload.external_id for _, payload, _, _ in to_create])
+    if taken:
+        for index, payload, _, _ in to_create:
+            if payload.external_id in taken:
+                problem = _taken_by_appeal_problem(payload.external_id)
+                outcomes[index] = BulkOutcome(index, payload.external_id, 409,
+                                              problems=(problem.as_dict(),))
+        to_create = [row for row in to_create if row[1].external_id not in taken]
 
     if to_create:
         try:
@@ -218,6 +232,12 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
             for index, payload, _, _ in to_create:
                 try:
                     result = receive_item(platform=platform, payload=payload)
+                except IntegrityError:
+                    problem = FieldProblem("external_id", "was being written by another request at the "
+                                           "same time; send it again", status=409)
+                    outcomes[index] = BulkOutcome(index, payload.external_id, problem.status,
+                                                  problems=(problem.as_dict(),))
+                    continue
                 except FieldProblem as problem:
                     outcomes[index] = BulkOutcome(index, payload.external_id, problem.status,
                                                   problems=(problem.as_dict(),))
@@ -238,6 +258,9 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
 
 def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
     now = timezone.now()
+    # Insert in external id order: two requests sharing ids then lock them in the same order and
+    # the later one waits and falls back, instead of the two deadlocking.
+    rows = sorted(rows, key=lambda row: row[1].external_id)
     with transaction.atomic():
         built = [(index, *_build_flag(platform, payload, version, fingerprint, now))
                  for index, payload, fingerprint, version in rows]
@@ -294,6 +317,7 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
             .order_by("-decided_at").first()
         )
 
+    item_is_new = item is None
     try:
         with transaction.atomic():
             if item is None:
@@ -334,6 +358,13 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
     except IntegrityError:
         existing = _existing(platform, Case.Kind.APPEAL, payload.external_id, fingerprint)
         if existing is None:
+            if item_is_new:  # the item arrived from another request meanwhile
+                raise FieldProblem(
+                    "item_external_id",
+                    f"item {payload.item_external_id!r} was being received by another request at "
+                    "the same time; send the appeal again",
+                    status=409,
+                ) from None
             raise
         return IntakeResult(existing, created=False)
     return IntakeResult(case, created=True)

@@ -61,13 +61,16 @@ class Source(models.TextChoices):
 class Item(models.Model):
     """A piece of content as the platform sent it, under the policy version in force."""
 
-    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="items")
+    # Indexed through the (platform, external_id) unique constraint.
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="items",
+                                 db_index=False)
     external_id = models.CharField(max_length=200)
-    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+",
+                                       db_index=False)
     content = models.TextField()
     content_type = models.CharField(max_length=5, choices=ContentType, default=ContentType.TEXT)
-    author_id = models.CharField(max_length=200, blank=True, db_index=True)
-    reporter_id = models.CharField(max_length=200, blank=True, db_index=True)
+    author_id = models.CharField(max_length=200, blank=True)
+    reporter_id = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=16, choices=Source, default=Source.USER_REPORT)
     flagged_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -76,6 +79,11 @@ class Item(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["platform", "external_id"], name="item_external_id_unique")
+        ]
+        indexes = [
+            # "Earlier cases by this author / reporter" on the case page.
+            models.Index(fields=["author_id"], name="item_author"),
+            models.Index(fields=["reporter_id"], name="item_reporter"),
         ]
 
     def __str__(self) -> str:
@@ -137,10 +145,12 @@ class Case(models.Model):
         DECIDED = "decided", "Decided"
 
     kind = models.CharField(max_length=6, choices=Kind)
-    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="cases")
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="cases",
+                                 db_index=False)
     external_id = models.CharField(max_length=200)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="cases")
-    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+",
+                                       db_index=False)
     queue = models.CharField(max_length=12, choices=Queue)
     status = models.CharField(max_length=7, choices=Status, default=Status.OPEN)
     priority = models.SmallIntegerField(default=0)
@@ -151,7 +161,8 @@ class Case(models.Model):
 
     # The lease: who is working the case, with which token, until when.
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
     )
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -192,6 +203,11 @@ class Case(models.Model):
                 name="case_queue_order",
                 condition=Q(status="open"),
             ),
+            # The dashboard's oldest-case and past-due figures, logarithmic at any backlog.
+            models.Index(fields=["queue", "created_at"], name="case_open_queue_age",
+                         condition=Q(status="open")),
+            models.Index(fields=["queue", "due_at"], name="case_open_queue_due",
+                         condition=Q(status="open")),
             models.Index(fields=["policy_version", "status"], name="case_policy_status"),
             models.Index(fields=["claimed_by", "status"], name="case_claimed_by_status"),
         ]
@@ -244,12 +260,14 @@ class Recommendation(models.Model):
 
     IN_FLIGHT = (Status.PENDING, Status.RUNNING)
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="recommendations")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="recommendations",
+                             db_index=False)  # see recommendation_case_latest
     status = models.CharField(max_length=7, choices=Status, default=Status.PENDING)
     failure_reason = models.CharField(max_length=40, blank=True)
     failure_detail = models.TextField(blank=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
     )
     requested_at = models.DateTimeField(default=timezone.now)
     # When a task for it was last sent to the broker; the recovery sweep resends old ones.
@@ -271,7 +289,8 @@ class Recommendation(models.Model):
     injection_signals = models.JSONField(default=list, blank=True)
 
     # Provenance: enough to say exactly what ran, on what, and to re-render the prompt.
-    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+",
+                                       db_index=False)
     policy_sha256 = models.CharField(max_length=64, blank=True)
     backend = models.CharField(max_length=20, blank=True)
     model_id = models.CharField(max_length=300, blank=True)
@@ -394,21 +413,24 @@ class AuditEvent(models.Model):
         CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"
         CALLBACK_FAILED = "callback_failed", "Callback failed"
 
-    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+                             db_index=False)  # see audit_case_id
     kind = models.CharField(max_length=24, choices=Kind)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
     )
     # Who or what acted, in words: a username, "api:<platform>", "worker", "system".
     actor_label = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["case", "id"], name="audit_case_id")]
+        constraints = [models.UniqueConstraint(fields=["hash"], name="audit_hash_unique")]
         permissions = [("view_audit", "Can read and verify the audit log")]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
@@ -20,6 +21,11 @@ from pydantic import (
     field_validator,
 )
 
+# How deep `metadata` may nest and how long it may be once encoded: enough for any real label set,
+# small enough that one item cannot make the database or the JSON encoder work hard.
+METADATA_MAX_DEPTH = 20
+METADATA_MAX_CHARS = 64_000
+
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 OptionalId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[-a-zA-Z0-9_]+$", min_length=1, max_length=80)]
@@ -30,14 +36,57 @@ def _content_field(description: str):
     return Field(min_length=1, max_length=settings.CONTENT_MAX_CHARS, description=description)
 
 
+def _check_storable_text(value: str) -> None:
+    # PostgreSQL refuses NUL in text and jsonb, and no database encodes an unpaired surrogate
+    # (JSON allows both as \u escapes): refuse them here rather than fail at INSERT.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain unpaired surrogate characters") from None
+
+
+def _check_storable(value: Any, depth: int = 0) -> None:
+    if depth > METADATA_MAX_DEPTH:
+        raise ValueError(f"must not nest more than {METADATA_MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        _check_storable_text(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must not contain NaN or infinite numbers")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable_text(str(key))
+            _check_storable(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_storable(item, depth + 1)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        _check_storable(value)
+        return value
+
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return value
+    if value.tzinfo is None:
         raise ValueError("must include a timezone, e.g. 2026-11-23T08:00:00Z")
-    return value
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1970 <= utc.year <= 9000:
+        raise ValueError("must be between the years 1970 and 9000")
+    # In UTC: ISO 8601 allows offsets up to ±23:59, PostgreSQL only up to ±15:59.
+    return utc
 
 
 class ItemIn(Strict):
@@ -53,13 +102,19 @@ class ItemIn(Strict):
 
     _flagged_at_aware = field_validator("flagged_at")(_aware)
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_storable(value)  # depth first, so the encoder below never recurses too far
+        if len(json.dumps(value, ensure_ascii=False)) > METADATA_MAX_CHARS:
+            raise ValueError(f"must be at most {METADATA_MAX_CHARS:,} characters as JSON")
+        return value
+
     @field_validator("content")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
         return value
 
 
@@ -80,15 +135,15 @@ class AppealIn(Strict):
     original_decision: OriginalDecisionIn
     appellant_id: OptionalId = ""
     # Needed only when the item is not in the system yet.
-    content: str | None = Field(default=None, min_length=1, max_length=100_000)
+    content: str | None = Field(default=None, min_length=1, max_length=settings.CONTENT_MAX_CHARS)
     policy: Slug | None = None
     content_type: Literal["text", "image", "video", "audio", "other"] = "text"
     author_id: OptionalId = ""
 
-    @field_validator("statement")
+    @field_validator("statement", "content")
     @classmethod
-    def _statement_not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("must not be blank")
         return value
 
@@ -115,6 +170,8 @@ def problems_from_validation_error(error: ValidationError, *, prefix: str = "") 
             message = "is not a known field"
         elif err["type"] == "missing":
             message = "is required"
+        elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            message = str(err["ctx"]["error"])  # our own words, without pydantic's "Value error, "
         problems.append({"field": f"{prefix}{loc}", "problem": message})
     return problems
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import drafting
+from . import callbacks, drafting
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -16,3 +16,18 @@ def draft_recommendations(recommendation_ids: list[int]) -> int:
 @shared_task
 def recover_stalled_drafts() -> int:
     return drafting.recover_stalled_drafts()
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(callbacks.RetryableDeliveryError,),
+    retry_backoff=30,  # 30 s, 1 min, 2 min, … capped at an hour: about 2 h over 8 retries
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=callbacks.MAX_ATTEMPTS - 1,
+)
+def deliver_decision_callback(self, decision_id: int) -> str:
+    """POST the decision to its platform's callback URL (on the default queue). Idempotent:
+    attempts are counted in the audit log, and a delivered decision is not sent again."""
+    return callbacks.deliver_decision(decision_id).status

@@ -1,7 +1,30 @@
+"""URL patterns of the review console's pages (the API lives under /api/v1/)."""
+
 from django.urls import path
 
 from . import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("queues/<str:queue>/", views.queue_list, name="queue_list"),
+    path("queues/<str:queue>/next/", views.start_reviewing, name="start_reviewing"),
+    path("cases/<int:case_id>/", views.case_detail, name="case_detail"),
+    path(
+        "cases/<int:case_id>/recommendation/", views.case_recommendation, name="case_recommendation"
+    ),
+    path("cases/<int:case_id>/claim/", views.case_claim, name="case_claim"),
+    path("cases/<int:case_id>/decide/", views.case_decide, name="case_decide"),
+    path("cases/<int:case_id>/blind-call/", views.case_blind_call, name="case_blind_call"),
+    path("cases/<int:case_id>/escalate/", views.case_escalate, name="case_escalate"),
+    path("cases/<int:case_id>/skip/", views.case_skip, name="case_skip"),
+    path("cases/<int:case_id>/release/", views.case_release, name="case_release"),
+    path("cases/<int:case_id>/retry-draft/", views.case_retry_draft, name="case_retry_draft"),
+    path("cases/<int:case_id>/renew-lease/", views.case_renew_lease, name="case_renew_lease"),
+    path("policies/versions/<int:version_id>/", views.policy_version, name="policy_version"),
+    path(
+        "policies/versions/<int:version_id>/rules/<str:rule_id>/",
+        views.policy_rule,
+        name="policy_rule",
+    ),
+    path("quality/", views.quality_page, name="quality"),
 ]

@@ -1,5 +1,696 @@
-from django.shortcuts import render
+"""The review console's pages: thin views over the appeals services.
+
+One view and one template per page; fragments that htmx swaps are named partials of that page's
+template (partial name = element id = hx-target). Every view checks permissions itself; templates
+only hide what the user may not do. Errors a reviewer can fix come back as a message on the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, OuterRef, Q, Subquery, Window
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_POST
+
+from appeals.decisions import blind_call_for, decide_case, model_outcome_for, record_blind_call
+from appeals.drafting import latest_recommendation, request_draft
+from appeals.models import (
+    REMOVING_ACTIONS,
+    Action,
+    AuditEvent,
+    Case,
+    Decision,
+    Outcome,
+    Queue,
+    QueueSetting,
+    Recommendation,
+)
+from appeals.permissions import (
+    can_work_queue,
+    require_queue,
+    require_view_case,
+    workable_queues,
+)
+from appeals.queueing import (
+    claim_case,
+    claim_next_case,
+    escalate_case,
+    release_case,
+    renew_lease,
+    skip_case,
+)
+from policies.models import Policy, PolicyRule, PolicyVersion
+
+from . import quality
+from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
+
+QUEUE_PAGE_SIZE = 50
+HISTORY_LIMIT = 8
+TIMELINE_LIMIT = 300
+MEDIA_TYPES = ("image", "video")
+MEDIA_URL_KEYS = ("url", "media_url", "image_url", "video_url", "src")
 
 
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _queue_or_404(queue: str) -> Queue:
+    if queue not in Queue.values:
+        raise Http404("no such queue")
+    return Queue(queue)
+
+
+def _require_console_user(user) -> None:
+    """Policy texts and the dashboard's data are for people with some role here."""
+    if not (
+        workable_queues(user)
+        or user.has_perm("appeals.view_all_cases")
+        or user.has_perm("policies.view_policyversion")
+    ):
+        raise PermissionDenied("you have no role in the review console")
+
+
+def _error_messages(error: ValidationError) -> list[str]:
+    if hasattr(error, "error_dict"):
+        return [
+            f"{field.replace('_', ' ')}: {message}" if field != "__all__" else message
+            for field, field_messages in error.message_dict.items()
+            for message in field_messages
+        ]
+    return list(error.messages)
+
+
+def _form_errors(form) -> list[str]:
+    return [
+        f"{form.fields[field].label or field}: {message}" if field in form.fields else message
+        for field, field_messages in form.errors.items()
+        for message in field_messages
+    ]
+
+
+def _next_case(request, queue: str):
+    """Straight on to the next case in the same queue, or the dashboard when it is empty."""
+    if can_work_queue(request.user, queue):
+        case = claim_next_case(reviewer=request.user, queue=queue)
+        if case is not None:
+            return redirect("case_detail", case_id=case.id)
+        messages.info(request, f"The {Queue(queue).label} queue is empty. Nice work.")
+    return redirect("dashboard")
+
+
+def media_url(item) -> str:
+    """The address of an image or video, from the metadata or the content; '' for text."""
+    if item.content_type not in MEDIA_TYPES:
+        return ""
+    candidates = [item.metadata.get(key) for key in MEDIA_URL_KEYS] if item.metadata else []
+    candidates.append(item.content.strip())
+    for value in candidates:
+        if (
+            isinstance(value, str)
+            and " " not in value
+            and (value.startswith(("https://", "http://")) or value.startswith("data:image/"))
+        ):
+            return value
+    return ""
+
+
+# --- dashboard -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueCard:
+    queue: str
+    label: str
+    open_count: int
+    oldest: dt.datetime | None
+    past_due: int
+    blind_first: bool
+
+
+# Counts above this are shown as "10,000+": an exact count would cost O(open cases).
+COUNT_CAP = 10_000
+
+
+def _queue_stats(queues: list[str], now: dt.datetime) -> dict[str, dict]:
+    """Open count, oldest case and past-due count per queue, cheap whatever the backlog.
+
+    Each figure walks a partial index on open cases and stops early: counts are capped at
+    COUNT_CAP (shown as "10,000+"), the oldest case is the first entry of the age index.
+    """
+    stats = {}
+    for queue in queues:
+        open_cases = Case.objects.in_queue(queue)
+        stats[queue] = {
+            "open_count": open_cases.values("id")[: COUNT_CAP + 1].count(),
+            "past_due": open_cases.filter(due_at__lt=now).values("id")[: COUNT_CAP + 1].count(),
+            "oldest": open_cases.order_by("created_at").values_list("created_at", flat=True).first(),
+        }
+    return stats
+
+
+@require_GET
 def dashboard(request):
-    return render(request, "reviewer/dashboard.html", {})
+    now = timezone.now()
+    queues = workable_queues(request.user)
+    stats = _queue_stats(queues, now)
+    blind = (
+        set(
+            QueueSetting.objects.filter(queue__in=queues, blind_first=True).values_list(
+                "queue", flat=True
+            )
+        )
+        if queues
+        else set()
+    )
+    cards = [
+        QueueCard(
+            queue=queue,
+            label=Queue(queue).label,
+            open_count=stats.get(queue, {}).get("open_count", 0),
+            oldest=stats.get(queue, {}).get("oldest"),
+            past_due=stats.get(queue, {}).get("past_due", 0),
+            blind_first=queue in blind,
+        )
+        for queue in queues
+    ]
+    mine = list(
+        Case.objects.held_by(request.user, now=now)
+        .select_related("item", "policy_version__policy")
+        .order_by("claimed_at")[:50]
+    )
+    return render(
+        request,
+        "reviewer/dashboard.html",
+        {
+            "cards": cards,
+            "mine": mine,
+            "now": now,
+            "can_see_quality": request.user.has_perm("appeals.view_all_cases"),
+        },
+    )
+
+
+@require_POST
+def start_reviewing(request, queue):
+    queue = _queue_or_404(queue)
+    require_queue(request.user, queue)
+    case = claim_next_case(reviewer=request.user, queue=queue)
+    if case is None:
+        messages.info(request, f"No cases are waiting in {queue.label}.")
+        return redirect("dashboard")
+    return redirect("case_detail", case_id=case.id)
+
+
+# --- queue list ----------------------------------------------------------------------------
+
+
+def _encode_cursor(case: Case) -> str:
+    raw = json.dumps([case.priority, case.due_at.isoformat(), case.created_at.isoformat(), case.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(value: str):
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        priority, due_at, created_at, case_id = json.loads(base64.urlsafe_b64decode(padded))
+        due_at, created_at = parse_datetime(due_at), parse_datetime(created_at)
+        if due_at is None or created_at is None:
+            return None
+        return int(priority), due_at, created_at, int(case_id)
+    except (ValueError, TypeError):
+        return None
+
+
+def _after_cursor(cursor) -> Q:
+    """Rows after `cursor` in queue order (-priority, due_at, created_at, id): a keyset, no OFFSET."""
+    priority, due_at, created_at, case_id = cursor
+    return (
+        Q(priority__lt=priority)
+        | Q(priority=priority, due_at__gt=due_at)
+        | Q(priority=priority, due_at=due_at, created_at__gt=created_at)
+        | Q(priority=priority, due_at=due_at, created_at=created_at, id__gt=case_id)
+    )
+
+
+def _model_verdict_subquery():
+    return Subquery(
+        Recommendation.objects.filter(case=OuterRef("id"), status=Recommendation.Status.READY)
+        .order_by("-finished_at", "-id")
+        .values("violation")[:1]
+    )
+
+
+@require_GET
+def queue_list(request, queue):
+    queue = _queue_or_404(queue)
+    user = request.user
+    if not (can_work_queue(user, queue) or user.has_perm("appeals.view_all_cases")):
+        raise PermissionDenied(f"you may not see the {queue.label} queue")
+    policies = list(Policy.objects.order_by("name").values_list("id", "name"))
+    form = QueueFilterForm(request.GET, policies=policies)
+    filters = form.filters()
+
+    cases = Case.objects.filter(queue=queue, status=filters["status"]).annotate(
+        model_violation=_model_verdict_subquery()
+    )
+    if filters.get("policy"):
+        cases = cases.filter(policy_version__policy_id=filters["policy"])
+    if filters.get("source"):
+        cases = cases.filter(item__source=filters["source"])
+    verdict = filters.get("verdict")
+    if verdict:
+        if verdict == "none":
+            cases = cases.filter(model_violation__isnull=True)
+        else:
+            cases = cases.filter(model_violation=(verdict == "violating"))
+    if filters.get("agreement"):
+        cases = cases.filter(decision__agrees_with_model=(filters["agreement"] == "agree"))
+    cursor = _decode_cursor(request.GET.get("after", ""))
+    if cursor is not None:
+        cases = cases.filter(_after_cursor(cursor))
+    page = list(
+        cases.select_related(
+            "item", "policy_version__policy", "claimed_by", "decision"
+        ).queue_order()[: QUEUE_PAGE_SIZE + 1]
+    )
+    has_next = len(page) > QUEUE_PAGE_SIZE
+    page = page[:QUEUE_PAGE_SIZE]
+    next_query = ""
+    if has_next:
+        params = request.GET.copy()
+        params["after"] = _encode_cursor(page[-1])
+        next_query = params.urlencode()
+    first_query = ""
+    if cursor is not None:
+        params = request.GET.copy()
+        params.pop("after", None)
+        first_query = params.urlencode() or "_"
+    now = timezone.now()
+    template = (
+        "reviewer/queue.html#queue-results"
+        if request.htmx and request.htmx.target == "queue-results"
+        else "reviewer/queue.html"
+    )
+    return render(
+        request,
+        template,
+        {
+            "queue": queue,
+            "form": form,
+            "cases": page,
+            "next_query": next_query,
+            "first_query": first_query,
+            "now": now,
+            "can_work": can_work_queue(user, queue),
+        },
+    )
+
+
+# --- case page -----------------------------------------------------------------------------
+
+
+def _case_queryset():
+    return Case.objects.select_related(
+        "item",
+        "platform",
+        "policy_version__policy",
+        "claimed_by",
+        "decision__decided_by",
+        "appealed_decision__decided_by",
+    )
+
+
+def _decision_of(case: Case) -> Decision | None:
+    try:
+        return case.decision
+    except Decision.DoesNotExist:
+        return None
+
+
+def _blind_first(queue: str) -> bool:
+    return QueueSetting.objects.filter(queue=queue, blind_first=True).exists()
+
+
+@dataclass
+class DraftView:
+    """What the recommendation panel shows, worked out once for the page and its partials."""
+
+    recommendation: Recommendation | None
+    hidden_until_blind_call: bool
+    blind_call: dict | None
+    model_outcome: str
+    accept_rule_ids: list[str]
+    accept_action: str
+    accept_problem: str
+
+    @property
+    def shown(self) -> bool:
+        rec = self.recommendation
+        return rec is not None and rec.is_ready and not self.hidden_until_blind_call
+
+
+def _draft_view(case: Case, user, *, blind_first: bool, known_rule_ids: set[str]) -> DraftView:
+    rec = latest_recommendation(case)
+    blind_call = None
+    hidden = False
+    if blind_first and case.status == Case.Status.OPEN:
+        blind_call = blind_call_for(case, user)
+        hidden = blind_call is None
+    outcome = model_outcome_for(case, rec) if rec is not None and rec.is_ready else ""
+    rule_ids = [r for r in (rec.rule_ids if rec else []) if r in known_rule_ids]
+    action, problem = "", ""
+    if outcome == Outcome.VIOLATING:
+        action = Action.REMOVE
+    elif outcome == Outcome.NOT_VIOLATING:
+        action = Action.NONE
+    elif outcome == Outcome.OVERTURN and case.original_action not in REMOVING_ACTIONS:
+        action = Action.REMOVE
+    removing = action in REMOVING_ACTIONS or (
+        outcome == Outcome.UPHOLD and case.original_action in REMOVING_ACTIONS
+    )
+    if outcome and removing and not rule_ids:
+        problem = "The draft cites no rule of this policy version, so it cannot be accepted as is."
+    return DraftView(rec, hidden, blind_call, outcome, rule_ids, action, problem)
+
+
+def _history(case: Case, field: str, value: str) -> dict | None:
+    """Earlier cases here from the same author (or reporter): a count and the latest few.
+
+    One query: the window function counts every match before LIMIT keeps the latest few.
+    """
+    if not value:
+        return None
+    latest = list(
+        Case.objects.filter(
+            platform_id=case.platform_id,
+            created_at__lte=case.created_at,
+            **{f"item__{field}": value},
+        )
+        .exclude(id=case.id)
+        .annotate(total=Window(Count("id")))
+        .order_by("-created_at", "-id")
+        .values("id", "kind", "status", "created_at", "total")[:HISTORY_LIMIT]
+    )
+    return {"id": value, "count": latest[0]["total"] if latest else 0, "cases": latest}
+
+
+def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> dict:
+    user = request.user
+    now = timezone.now()
+    rules = list(
+        PolicyRule.objects.filter(version_id=case.policy_version_id)
+        .order_by("position")
+        .values("rule_id", "text")
+    )
+    known = {rule["rule_id"] for rule in rules}
+    blind_first = _blind_first(case.queue)
+    draft = _draft_view(case, user, blind_first=blind_first, known_rule_ids=known)
+    holds_lease = (
+        case.status == Case.Status.OPEN
+        and case.claimed_by_id == user.id
+        and case.lease_is_live(now=now)
+    )
+    may_work = can_work_queue(user, case.queue)
+    decision_form = blind_form = None
+    if holds_lease:
+        initial = {"lease_token": case.lease_token}
+        decision_form = DecisionForm(
+            initial=initial, case=case, rule_ids=[r["rule_id"] for r in rules]
+        )
+        if draft.hidden_until_blind_call:
+            blind_form = BlindCallForm(
+                initial=initial, case=case, rule_ids=[r["rule_id"] for r in rules]
+            )
+    rule_text = {rule["rule_id"]: rule["text"] for rule in rules}
+    timeline = list(
+        AuditEvent.objects.filter(case_id=case.id)
+        .order_by("id")
+        .values("id", "kind", "actor_label", "created_at", "data")[:TIMELINE_LIMIT]
+    )
+    for event in timeline:
+        event["label"] = (
+            AuditEvent.Kind(event["kind"]).label
+            if event["kind"] in AuditEvent.Kind.values
+            else event["kind"]
+        )
+    return {
+        "case": case,
+        "item": case.item,
+        "decision": _decision_of(case),
+        "media_url": media_url(case.item),
+        "is_media": case.item.content_type in MEDIA_TYPES,
+        "reveal": reveal,
+        "author_history": _history(case, "author_id", case.item.author_id),
+        "reporter_history": _history(case, "reporter_id", case.item.reporter_id),
+        "rules": rules,
+        "original_rules": [(r, rule_text.get(r, "")) for r in case.original_rule_ids],
+        "draft": draft,
+        "rec": draft.recommendation,
+        "blind_first": blind_first,
+        "holds_lease": holds_lease,
+        "may_work": may_work,
+        "may_claim": may_work and case.status == Case.Status.OPEN and not holds_lease,
+        "held_by_other": case.status == Case.Status.OPEN
+        and case.lease_is_live(now=now)
+        and case.claimed_by_id != user.id,
+        "decision_form": decision_form,
+        "blind_form": blind_form,
+        "errors": list(errors),
+        "timeline": timeline,
+        "now": now,
+    }
+
+
+def _render_case(
+    request,
+    case: Case,
+    *,
+    errors=(),
+    status: int = 200,
+    template: str = "reviewer/case.html",
+    reveal: bool = False,
+):
+    context = _case_context(request, case, errors=errors, reveal=reveal)
+    return render(request, template, context, status=status)
+
+
+def _viewable_case(request, case_id: int) -> Case:
+    case = get_object_or_404(_case_queryset(), id=case_id)
+    require_view_case(request.user, case)
+    return case
+
+
+@require_GET
+def case_detail(request, case_id):
+    case = _viewable_case(request, case_id)
+    reveal = request.GET.get("reveal") == "1"
+    template = "reviewer/case.html"
+    if request.htmx and request.htmx.target in ("case-media", "recommendation"):
+        template = f"reviewer/case.html#{request.htmx.target}"
+    return _render_case(request, case, template=template, reveal=reveal)
+
+
+@require_GET
+def case_recommendation(request, case_id):
+    """The recommendation panel alone: polled every 2 s while the draft is pending or running."""
+    case = _viewable_case(request, case_id)
+    return _render_case(request, case, template="reviewer/case.html#recommendation")
+
+
+def _workable_case(request, case_id: int) -> Case:
+    case = get_object_or_404(_case_queryset(), id=case_id)
+    require_queue(request.user, case.queue)
+    return case
+
+
+@require_POST
+def case_claim(request, case_id):
+    case = _workable_case(request, case_id)
+    try:
+        claim_case(reviewer=request.user, case_id=case.id)
+    except ValidationError as error:
+        for message in _error_messages(error):
+            messages.error(request, message)
+    return redirect("case_detail", case_id=case.id)
+
+
+@require_POST
+def case_decide(request, case_id):
+    case = _workable_case(request, case_id)
+    rule_ids = list(
+        PolicyRule.objects.filter(version_id=case.policy_version_id).values_list(
+            "rule_id", flat=True
+        )
+    )
+    form = DecisionForm(request.POST, case=case, rule_ids=rule_ids)
+    if not form.is_valid():
+        return _render_case(request, case, errors=_form_errors(form), status=400)
+    known = set(rule_ids)
+    draft = _draft_view(
+        case, request.user, blind_first=_blind_first(case.queue), known_rule_ids=known
+    )
+    if draft.hidden_until_blind_call:
+        return _render_case(
+            request,
+            case,
+            status=400,
+            errors=["This queue is blind-first: record your own call before deciding."],
+        )
+    data = form.cleaned_data
+    try:
+        decision = decide_case(
+            reviewer=request.user,
+            case_id=case.id,
+            lease_token=data["lease_token"],
+            outcome=data["outcome"],
+            action=data["action"],
+            rule_ids=data["rule_ids"],
+            note=data["note"],
+            accepted_recommendation=data["accepted_recommendation"],
+            recommendation_shown=draft.shown,
+        )
+    except ValidationError as error:
+        return _render_case(request, case, errors=_error_messages(error), status=400)
+    messages.success(
+        request,
+        f"Case {case.id}: {decision.get_outcome_display().lower()}"
+        f"{' (model accepted)' if decision.accepted_recommendation else ''}.",
+    )
+    return _next_case(request, case.queue)
+
+
+@require_POST
+def case_blind_call(request, case_id):
+    case = _workable_case(request, case_id)
+    rule_ids = list(
+        PolicyRule.objects.filter(version_id=case.policy_version_id).values_list(
+            "rule_id", flat=True
+        )
+    )
+    form = BlindCallForm(request.POST, case=case, rule_ids=rule_ids)
+    if not form.is_valid():
+        return _render_case(request, case, errors=_form_errors(form), status=400)
+    try:
+        record_blind_call(
+            reviewer=request.user,
+            case_id=case.id,
+            lease_token=form.cleaned_data["lease_token"],
+            outcome=form.cleaned_data["outcome"],
+            rule_ids=form.cleaned_data["rule_ids"],
+        )
+    except ValidationError as error:
+        return _render_case(request, case, errors=_error_messages(error), status=400)
+    messages.success(request, "Your call is recorded. Here is what the model said.")
+    return redirect(reverse("case_detail", args=[case.id]) + "#recommendation")
+
+
+def _reason_action(request, case_id, service, *, then):
+    case = _workable_case(request, case_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _render_case(request, case, errors=_form_errors(form), status=400)
+    queue = case.queue
+    try:
+        service(
+            reviewer=request.user,
+            case_id=case.id,
+            lease_token=form.cleaned_data["lease_token"],
+            reason=form.cleaned_data["reason"],
+        )
+    except ValidationError as error:
+        return _render_case(request, case, errors=_error_messages(error), status=400)
+    return then(case, queue)
+
+
+@require_POST
+def case_escalate(request, case_id):
+    def then(case, queue):
+        messages.success(request, f"Case {case.id} escalated to a senior reviewer.")
+        return _next_case(request, queue)
+
+    return _reason_action(request, case_id, escalate_case, then=then)
+
+
+@require_POST
+def case_skip(request, case_id):
+    def then(case, queue):
+        messages.info(request, f"Skipped case {case.id}; it will not be offered to you again.")
+        return _next_case(request, queue)
+
+    return _reason_action(request, case_id, skip_case, then=then)
+
+
+@require_POST
+def case_release(request, case_id):
+    def then(case, queue):
+        messages.info(request, f"Released case {case.id} back to {Queue(queue).label}.")
+        return redirect("dashboard")
+
+    return _reason_action(request, case_id, release_case, then=then)
+
+
+@require_POST
+def case_retry_draft(request, case_id):
+    case = _workable_case(request, case_id)
+    request_draft(case=case, actor=request.user)
+    if request.htmx:
+        return _render_case(request, case, template="reviewer/case.html#recommendation")
+    messages.info(request, "A new draft was requested.")
+    return redirect(reverse("case_detail", args=[case.id]) + "#recommendation")
+
+
+@require_POST
+def case_renew_lease(request, case_id):
+    """Keep the lease alive while the page is open (htmx posts this every few minutes)."""
+    case = _workable_case(request, case_id)
+    form = LeaseForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(status=400)
+    try:
+        renew_lease(
+            reviewer=request.user, case_id=case.id, lease_token=form.cleaned_data["lease_token"]
+        )
+    except ValidationError:
+        return HttpResponse(status=409)
+    return HttpResponse(status=204)
+
+
+# --- policies ------------------------------------------------------------------------------
+
+
+@require_GET
+def policy_version(request, version_id):
+    _require_console_user(request.user)
+    version = get_object_or_404(PolicyVersion.objects.select_related("policy"), id=version_id)
+    rules = list(version.rules.order_by("position"))
+    return render(request, "reviewer/policy_version.html", {"version": version, "rules": rules})
+
+
+@require_GET
+def policy_rule(request, version_id, rule_id):
+    _require_console_user(request.user)
+    rule = get_object_or_404(
+        PolicyRule.objects.select_related("version__policy"), version_id=version_id, rule_id=rule_id
+    )
+    template = "reviewer/rule.html#rule-panel" if request.htmx else "reviewer/rule.html"
+    return render(request, template, {"rule": rule, "version": rule.version})
+
+
+# --- agreement and quality -----------------------------------------------------------------
+
+
+@require_GET
+def quality_page(request):
+    if not request.user.has_perm("appeals.view_all_cases"):
+        raise PermissionDenied("the agreement page is for senior reviewers and auditors")
+    return render(request, "reviewer/quality.html", {"report": quality.build_report()})

@@ -56,3 +56,24 @@ def platform(db):
 @pytest.fixture
 def spam_policy(db):
     return builders.make_policy()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """On PostgreSQL, let Django's flush between transactional tests truncate the audit table.
+
+    The audit table refuses TRUNCATE (migration appeals 0002) unless the session sets
+    `appeals.allow_audit_truncate`; this throwaway test database sets it for every session.
+    """
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_database()")
+                name = cursor.fetchone()[0]
+                cursor.execute(
+                    f"ALTER DATABASE {connection.ops.quote_name(name)} "
+                    "SET appeals.allow_audit_truncate = 'on'"
+                )
+            connection.close()  # new sessions pick the setting up

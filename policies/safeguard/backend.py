@@ -37,12 +37,16 @@ class Generation:
     model_revision: str = ""
     error: FailureReason | None = None  # set when no generation came back (timeout, backend error)
     error_detail: str = ""
-    prompt_tokens_computed: int = 0  # tokens actually run through the model (prefix reuse shows here)
+    prompt_tokens_computed: int = (
+        0  # tokens actually run through the model (prefix reuse shows here)
+    )
 
 
 class Backend(Protocol):
     name: str
 
-    def generate(self, requests: Sequence[PromptRequest], *, max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[PromptRequest], *, max_new_tokens: int
+    ) -> list[Generation]:
         """One Generation per request, same order; problems come back as `error`, never raised."""
         ...

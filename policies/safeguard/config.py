@@ -85,7 +85,10 @@ def unavailable_reason(config: EngineConfig) -> str | None:
         return "No model is configured: set SAFEGUARD_MODEL to a Hugging Face model id or a local checkpoint path."
     if config.device not in DEVICES:
         return f"SAFEGUARD_DEVICE is {config.device!r}: set it to auto, cuda or cpu."
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+    if (
+        importlib.util.find_spec("torch") is None
+        or importlib.util.find_spec("transformers") is None
+    ):
         return (
             "The transformers backend needs torch and transformers in the worker: install them "
             "(pip install torch transformers accelerate) or set SAFEGUARD_BASE_URL to a model server."

@@ -45,14 +45,23 @@ _SIGNALS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "tells the model how to label it",
             r"\b(label|classify|mark|rate|tag|categori[sz]e|flag|treat|output|return|respond with|answer)\b[^.\n]{0,40}\b(as |with |is |= ?)?[\"'`]?(safe|valid|allowed|benign|harmless|acceptable|not (a )?violation|non-?violating|violation: ?0|compliant|ok)\b",
         ),
-        ("claims a new role for the model", r"\b(you are now|you're now|from now on,? you|pretend (to be|you are) (an?|the) (ai|model|moderator|classifier|assistant)|new instructions?|developer mode|jailbreak)\b"),
-        ("talks about the system prompt", r"\b(system|developer|hidden|initial|original)\s+(prompt|message|instructions?)\b"),
+        (
+            "claims a new role for the model",
+            r"\b(you are now|you're now|from now on,? you|pretend (to be|you are) (an?|the) (ai|model|moderator|classifier|assistant)|new instructions?|developer mode|jailbreak)\b",
+        ),
+        (
+            "talks about the system prompt",
+            r"\b(system|developer|hidden|initial|original)\s+(prompt|message|instructions?)\b",
+        ),
         (
             "contains chat role or channel markers",
             r"(<\|[a-z_0-9]{1,30}\|>|^\s*(system|assistant|developer)\s*:|\[/?(INST|SYS)\]|<</?SYS>>|<\/?(system|assistant)>|\bassistant\s*(final|analysis|commentary)\b|\bchannel\s*[:=]\s*(final|analysis))",
         ),
         ("imitates the answer format", r"[\"']?violation[\"']?\s*:\s*[\"']?(0|1|false|true)\b"),
-        ("addresses the moderator model", r"\b(dear|attention|note to|hey)\s+(ai|model|moderator|classifier|llm|assistant|bot)\b"),
+        (
+            "addresses the moderator model",
+            r"\b(dear|attention|note to|hey)\s+(ai|model|moderator|classifier|llm|assistant|bot)\b",
+        ),
     )
 )
 

@@ -49,14 +49,18 @@ class OpenAIBackend:
         self._client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
+            limits=httpx.Limits(
+                max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+            ),
             transport=transport,
         )
 
     def close(self) -> None:
         self._client.close()
 
-    def generate(self, requests: Sequence[PromptRequest], *, max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[PromptRequest], *, max_new_tokens: int
+    ) -> list[Generation]:
         if not requests:
             return []
         if len(requests) == 1 or self.max_concurrency == 1:
@@ -96,8 +100,15 @@ class OpenAIBackend:
                 if isinstance(exc, httpx.ConnectTimeout):
                     transient, last_detail = True, f"connect timeout: {exc}"
                 else:
-                    return self._error(FailureReason.TIMEOUT, f"no answer within {self.timeout_s:g} s", started, attempts)
-            except httpx.TransportError as exc:  # connection refused/reset: the server may be restarting
+                    return self._error(
+                        FailureReason.TIMEOUT,
+                        f"no answer within {self.timeout_s:g} s",
+                        started,
+                        attempts,
+                    )
+            except (
+                httpx.TransportError
+            ) as exc:  # connection refused/reset: the server may be restarting
                 transient, last_detail = True, f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 200:
@@ -108,7 +119,9 @@ class OpenAIBackend:
                 return self._error(FailureReason.BACKEND_ERROR, last_detail, started, attempts)
             self._sleep(min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * 2 ** (attempts - 1)))
 
-    def _error(self, reason: FailureReason, detail: str, started: float, attempts: int) -> Generation:
+    def _error(
+        self, reason: FailureReason, detail: str, started: float, attempts: int
+    ) -> Generation:
         return Generation(
             error=reason,
             error_detail=detail,

@@ -26,12 +26,20 @@ from .types import DraftStatus, FailureReason, PolicySpec
 
 _STOP_MARKERS = ("<|return|>", "<|end|>", "<|call|>", "<|endoftext|>")
 _CHANNEL_RE = re.compile(r"<\|channel\|>\s*([A-Za-z_]+)")
-_FLAT_RE = re.compile(r"^\s*(?:assistant)?\s*analysis(?P<analysis>.*?)assistant\s*final(?P<final>.*)$", re.DOTALL)
+_FLAT_RE = re.compile(
+    r"^\s*(?:assistant)?\s*analysis(?P<analysis>.*?)assistant\s*final(?P<final>.*)$", re.DOTALL
+)
 _FLAT_ANALYSIS_ONLY_RE = re.compile(r"^\s*(?:assistant)?\s*analysis(?P<analysis>.*)$", re.DOTALL)
 _FLAT_FINAL_ONLY_RE = re.compile(r"^\s*(?:assistant)?\s*final(?P<final>\s*[{\[`].*)$", re.DOTALL)
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _VERDICT_WORD_RE = re.compile(r"\b(INVALID|VALID)\b")
-_CONFIDENCE_WORDS = {"low": "low", "medium": "medium", "med": "medium", "moderate": "medium", "high": "high"}
+_CONFIDENCE_WORDS = {
+    "low": "low",
+    "medium": "medium",
+    "med": "medium",
+    "moderate": "medium",
+    "high": "high",
+}
 _MAX_RAW = 200_000  # longer outputs are a runaway loop; parse a bounded prefix
 
 
@@ -49,7 +57,9 @@ class ParsedOutput:
     reasoning: str = ""
     final_text: str = ""
     answer_format: str = ""  # "json" | "label" | "" (failed)
-    notes: tuple[str, ...] = field(default=())  # accepted oddities, e.g. answer on commentary channel
+    notes: tuple[str, ...] = field(
+        default=()
+    )  # accepted oddities, e.g. answer on commentary channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +106,10 @@ def _split_harmony(text: str) -> _Split:
     if not finals and commentary:
         # Known upstream failure: the answer lands on the commentary channel. Accept it, say so.
         finals, notes = commentary, ("answer was on the commentary channel",)
-    final, final_complete = (finals[-1] if finals else (None, False))
-    return _Split("\n".join(a.strip() for a in analysis), final, final_complete, reasoning_complete, notes)
+    final, final_complete = finals[-1] if finals else (None, False)
+    return _Split(
+        "\n".join(a.strip() for a in analysis), final, final_complete, reasoning_complete, notes
+    )
 
 
 def _split(text: str, reasoning: str | None, finish_reason: str | None) -> _Split:
@@ -106,10 +118,17 @@ def _split(text: str, reasoning: str | None, finish_reason: str | None) -> _Spli
     if "<|channel|>" in text or "<|message|>" in text:
         split = _split_harmony(text)
         if reasoning:
-            split = _Split(reasoning.strip() + ("\n" + split.reasoning if split.reasoning else ""),
-                           split.final, split.final_complete, split.reasoning_complete, split.notes)
+            split = _Split(
+                reasoning.strip() + ("\n" + split.reasoning if split.reasoning else ""),
+                split.final,
+                split.final_complete,
+                split.reasoning_complete,
+                split.notes,
+            )
         if truncated:
-            split = _Split(split.reasoning, split.final, False, split.final is not None, split.notes)
+            split = _Split(
+                split.reasoning, split.final, False, split.final is not None, split.notes
+            )
         return split
     if reasoning is not None and reasoning.strip():
         final = text if text.strip() else None
@@ -206,7 +225,10 @@ def _as_id_list(value: Any) -> list[str]:
     if value is None or isinstance(value, bool):
         return []
     if isinstance(value, str):
-        return [m.group(1) for m in re.finditer(r"\b([A-Za-z]{1,5}\d{1,3}(?:\.[A-Za-z0-9]{1,3})?)\b", value)]
+        return [
+            m.group(1)
+            for m in re.finditer(r"\b([A-Za-z]{1,5}\d{1,3}(?:\.[A-Za-z0-9]{1,3})?)\b", value)
+        ]
     if isinstance(value, list | tuple):
         out: list[str] = []
         for item in value:
@@ -217,14 +239,21 @@ def _as_id_list(value: Any) -> list[str]:
 
 
 def _category(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip() and value.strip().lower() not in {"null", "none", "n/a"}:
+    if (
+        isinstance(value, str)
+        and value.strip()
+        and value.strip().lower() not in {"null", "none", "n/a"}
+    ):
         return value.strip()[:100]
     return None
 
 
 def _from_json(obj: dict[str, Any], policy: PolicySpec) -> dict[str, Any] | None:
     lowered = {str(k).strip().lower(): v for k, v in obj.items()}
-    label = next((lowered[k] for k in ("label", "classification", "verdict", "decision") if k in lowered), None)
+    label = next(
+        (lowered[k] for k in ("label", "classification", "verdict", "decision") if k in lowered),
+        None,
+    )
     cited = _as_id_list(lowered.get("rule_ids", lowered.get("rules")))
     category = _category(lowered.get("policy_category", lowered.get("category")))
     violation = _as_violation(lowered["violation"]) if "violation" in lowered else None
@@ -311,7 +340,10 @@ def _parse(
     reasoning = reasoning if isinstance(reasoning, str) else None
     if not text.strip() and not (reasoning and reasoning.strip()):
         if finish_reason == "length":
-            return _failed(FailureReason.REASONING_EXHAUSTED, "the output-token limit was reached before any answer")
+            return _failed(
+                FailureReason.REASONING_EXHAUSTED,
+                "the output-token limit was reached before any answer",
+            )
         return _failed(FailureReason.EMPTY, "the model returned no text")
     split = _split(text, reasoning, finish_reason)
     if split.final is None or not split.final.strip():
@@ -321,18 +353,32 @@ def _parse(
                 "the reasoning used the whole output-token budget; raise max_new_tokens or lower the effort",
                 split,
             )
-        return _failed(FailureReason.NO_FINAL_ANSWER, "reasoning came back but no final answer", split)
+        return _failed(
+            FailureReason.NO_FINAL_ANSWER, "reasoning came back but no final answer", split
+        )
     final = split.final.strip()
     obj = _load_json_object(final)
     result = _from_json(obj, policy) if obj is not None else None
     answer_format = "json"
-    if result is None:
-        result = _from_label(_FENCE_RE.sub(lambda m: m.group(1), final), policy)
+    unfenced = _FENCE_RE.sub(lambda m: m.group(1), final).strip()
+    json_like = unfenced.startswith(("{", "[")) or '"violation"' in unfenced
+    if result is None and not json_like:
+        # Only a non-JSON answer is read as labels: the codes inside a cut-off JSON object
+        # ('{"violation": 1, "rule_ids": ["FX1') are not an answer.
+        result = _from_label(unfenced, policy)
         answer_format = "label"
     if result is None:
         if not split.final_complete:
-            return _failed(FailureReason.TRUNCATED, "the output-token limit was reached inside the final answer", split)
-        return _failed(FailureReason.UNPARSEABLE, "the final answer is neither the JSON shape nor a policy label", split)
+            return _failed(
+                FailureReason.TRUNCATED,
+                "the output-token limit was reached inside the final answer",
+                split,
+            )
+        return _failed(
+            FailureReason.UNPARSEABLE,
+            "the final answer is neither the JSON shape nor a policy label",
+            split,
+        )
     known, unknown = resolve_rule_ids(result["cited"], policy.rules)
     category = result.get("category")
     if result["violation"] and category is None:

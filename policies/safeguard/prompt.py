@@ -69,7 +69,9 @@ class Messages:
 
 def _fence(text: str) -> tuple[str, tuple[str, ...]]:
     text, found = neutralise(text)
-    tags = tuple(dict.fromkeys(f"<{m.group(1)}{m.group(2).lower()}" for m in _TAG_RE.finditer(text)))
+    tags = tuple(
+        dict.fromkeys(f"<{m.group(1)}{m.group(2).lower()}" for m in _TAG_RE.finditer(text))
+    )
     if tags:
         text = _TAG_RE.sub(lambda m: "<" + NEUTRALISER + m.group(1) + m.group(2), text)
     return text, found + tags
@@ -122,7 +124,9 @@ def _attr(value: str) -> str:
 def build_messages(policy: PolicySpec, case: CaseSpec) -> Messages:
     system, found_policy = policy_message(policy)
     user, found_case = case_message(case)
-    return Messages(system=system, user=user, neutralised=tuple(dict.fromkeys(found_policy + found_case)))
+    return Messages(
+        system=system, user=user, neutralised=tuple(dict.fromkeys(found_policy + found_case))
+    )
 
 
 def as_chat(messages: Messages) -> list[dict[str, str]]:

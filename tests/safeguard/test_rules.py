@@ -50,7 +50,10 @@ def test_teen_safety_policy_yields_every_tier_and_sub_rule_in_order(slug: str) -
 
 
 def test_graphic_violence_tier_text_is_its_section_and_sub_rule_text_is_its_line() -> None:
-    rules = {rule.id: rule for rule in extract_rules((TEEN / "graphic-violent-content" / "policy.md").read_text())}
+    rules = {
+        rule.id: rule
+        for rule in extract_rules((TEEN / "graphic-violent-content" / "policy.md").read_text())
+    }
 
     tier = rules["GV1"].text
     assert tier.startswith("## Graphic Violence Depiction (GV1 - Graphic depiction")

@@ -1,0 +1,280 @@
+"""The audit log is a hash chain: altering, removing, inserting or reordering an event is caught.
+
+Tampering is done the way an attacker with database access would: raw SQL with the table's
+append-only triggers switched off.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, connections, transaction
+
+from appeals import decisions, queueing
+from appeals.audit import record_event, verify_chain
+from appeals.models import AuditEvent, Queue
+from tests.builders import flag
+
+pytestmark = pytest.mark.django_db
+
+TABLE = "appeals_auditevent"
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@contextmanager
+def triggers_off():
+    """Switch the append-only triggers off inside the test's transaction (rolled back after)."""
+    with connection.cursor() as cursor:
+        if _postgres():
+            # What a superuser would do; `ALTER TABLE … DISABLE TRIGGER USER` works as well
+            # outside a transaction with deferred foreign-key checks pending.
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS appeals_auditevent_no_update")
+    yield
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+def _sql(statement: str, params=()):
+    with triggers_off(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+@pytest.fixture
+def casework(alice, platform, spam_policy):
+    """Two flags; alice claims and decides the first. Returns the events in chain order."""
+    first = flag(platform)
+    flag(platform)
+    claimed = queueing.claim_next_case(reviewer=alice, queue=Queue.FLAGS)
+    decisions.decide_case(
+        reviewer=alice,
+        case_id=claimed.id,
+        lease_token=claimed.lease_token,
+        outcome="violating",
+        action="remove",
+        rule_ids=["SP2.b"],
+    )
+    events = list(AuditEvent.objects.order_by("id"))
+    assert [e.kind for e in events] == ["received", "received", "claimed", "decided"]
+    assert events[0].case_id == first.id
+    return events
+
+
+def test_untouched_chain_verifies(casework):
+    report = verify_chain()
+    assert report.ok
+    assert report.events_checked == 4
+    assert report.head_hash == casework[-1].hash
+
+
+def test_each_event_links_to_the_one_before(casework):
+    assert casework[0].prev_hash == "0" * 64
+    for before, after in zip(casework, casework[1:], strict=False):
+        assert after.prev_hash == before.hash
+
+
+def test_verify_audit_command_reports_an_intact_chain(casework, capsys):
+    call_command("verify_audit")
+    out = capsys.readouterr().out
+    assert "audit chain intact: 4 events" in out
+    assert casework[-1].hash in out
+
+
+def test_altered_data_is_caught_and_named(casework):
+    decided = casework[3]
+    forged = json.dumps({**decided.data, "outcome": "not_violating", "action": "none"})
+    cast = "CAST(%s AS jsonb)" if _postgres() else "%s"
+    _sql(f"UPDATE {TABLE} SET data = {cast} WHERE id = %s", [forged, decided.id])
+
+    report = verify_chain()
+    assert not report.ok
+    assert report.first_broken_id == decided.id
+    assert report.broken_kind == "decided"
+    assert report.broken_case_id == decided.case_id
+    assert "altered" in report.problem
+    assert report.events_checked == 3
+
+
+def test_altered_actor_is_caught(casework):
+    _sql(f"UPDATE {TABLE} SET actor_label = %s WHERE id = %s", ["bob", casework[2].id])
+    assert verify_chain().first_broken_id == casework[2].id
+
+
+def test_deleted_event_is_caught_at_the_next_one(casework):
+    _sql(f"DELETE FROM {TABLE} WHERE id = %s", [casework[1].id])
+    report = verify_chain()
+    assert report.first_broken_id == casework[2].id
+    assert "removed" in report.problem
+
+
+def test_reordered_events_are_caught(casework):
+    a, b = casework[1], casework[2]
+    columns = (
+        "kind",
+        "case_id",
+        "actor_id",
+        "actor_label",
+        "created_at",
+        "data",
+        "prev_hash",
+        "hash",
+    )
+    # Swap the two rows' contents, so b's event now sits in a's place in id order. The hash is
+    # unique, so park one row's hash first.
+    _sql(f"UPDATE {TABLE} SET hash = %s WHERE id = %s", ["parked", a.id])
+    for target, source in ((b, a), (a, b)):
+        values = [getattr(source, c) if c != "data" else json.dumps(source.data) for c in columns]
+        cast = "CAST(%s AS jsonb)" if _postgres() else "%s"
+        assignments = ", ".join(f"{c} = {cast if c == 'data' else '%s'}" for c in columns)
+        _sql(f"UPDATE {TABLE} SET {assignments} WHERE id = %s", [*values, target.id])
+    report = verify_chain()
+    assert report.first_broken_id == a.id
+    assert report.broken_kind == "claimed"
+    assert "inserted or moved" in report.problem
+
+
+def test_inserted_event_is_caught(casework, alice):
+    """A forged event slipped in before the decision: its own hash cannot be made to fit."""
+    decided = casework[3]
+    # Move the decision up one id so there is room for the forgery where it used to be.
+    new_id = decided.id + 1000
+    _sql(f"UPDATE {TABLE} SET id = %s WHERE id = %s", [new_id, decided.id])
+    forged = AuditEvent(
+        id=decided.id,
+        case_id=decided.case_id,
+        kind="released",
+        actor=alice,
+        actor_label="alice",
+        created_at=decided.created_at,
+        data={"reason": ""},
+        prev_hash=casework[2].hash,
+        hash="f" * 64,
+    )
+    with triggers_off():
+        forged.save(force_insert=True)
+    report = verify_chain()
+    assert report.first_broken_id == decided.id
+    assert report.broken_kind == "released"
+    assert "altered" in report.problem
+
+
+def test_inserted_event_with_a_recomputed_hash_still_breaks_the_next_link(casework, alice):
+    from appeals.audit import event_hash
+
+    decided = casework[3]
+    _sql(f"UPDATE {TABLE} SET id = %s WHERE id = %s", [decided.id + 1000, decided.id])
+    forged = AuditEvent(
+        id=decided.id,
+        case_id=decided.case_id,
+        kind="released",
+        actor=alice,
+        actor_label="alice",
+        created_at=decided.created_at,
+        data={"reason": ""},
+        prev_hash=casework[2].hash,
+    )
+    forged.hash = event_hash(forged)
+    with triggers_off():
+        forged.save(force_insert=True)
+    report = verify_chain()
+    assert report.first_broken_id == decided.id + 1000
+    assert report.broken_kind == "decided"
+    assert "removed" in report.problem
+
+
+def test_removing_the_newest_events_is_caught_with_the_remembered_head(casework):
+    head = verify_chain().head_hash
+    _sql(f"DELETE FROM {TABLE} WHERE id = %s", [casework[3].id])
+    assert verify_chain().ok  # a shorter chain is still a chain...
+    report = verify_chain(expect_head=head)  # ...but not the one we remembered
+    assert not report.ok
+    assert "expected head" in report.problem
+    with pytest.raises(CommandError, match="expected head"):
+        call_command("verify_audit", "--expect-head", head)
+
+
+def test_verify_audit_command_names_the_broken_link_and_fails(casework):
+    decided = casework[3]
+    _sql(f"UPDATE {TABLE} SET actor_label = %s WHERE id = %s", ["mallory", decided.id])
+    with pytest.raises(CommandError) as excinfo:
+        call_command("verify_audit")
+    message = str(excinfo.value)
+    assert f"event {decided.id} (decided, case {decided.case_id})" in message
+    assert "altered" in message
+    assert excinfo.value.returncode == 1
+
+
+def test_chunked_walk_matches_a_single_pass(casework):
+    assert verify_chain(chunk_size=1).events_checked == verify_chain().events_checked == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_are_only_recorded_inside_a_transaction():
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        record_event("exported", case=None, data={})
+
+
+def test_the_application_cannot_update_audit_events(casework):
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(id=casework[0].id).update(actor_label="someone else")
+
+
+def test_the_application_cannot_delete_audit_events_on_postgres(casework):
+    if not _postgres():
+        pytest.skip("DELETE is refused by a PostgreSQL trigger; SQLite leaves it to the chain")
+    with pytest.raises(DatabaseError, match="append-only: DELETE"), transaction.atomic():
+        AuditEvent.objects.filter(id=casework[0].id).delete()
+    with pytest.raises(DatabaseError, match="append-only: DELETE"), transaction.atomic():
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.count() == 4
+
+
+def test_the_application_cannot_truncate_the_audit_log_on_postgres(casework):
+    if not _postgres():
+        pytest.skip("SQLite has no TRUNCATE")
+    with pytest.raises(DatabaseError, match="append-only: TRUNCATE"), transaction.atomic():
+        with connection.cursor() as cursor:
+            # The test database lets Django's flush through; an ordinary session does not.
+            cursor.execute("SET LOCAL appeals.allow_audit_truncate = 'off'")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # run the deferred FK checks first
+            cursor.execute(f"TRUNCATE {TABLE} CASCADE")
+    assert AuditEvent.objects.count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_concurrent_appends_keep_one_unbroken_chain(platform, spam_policy):
+    if not _postgres():
+        pytest.skip("concurrent appends are serialised by an advisory lock on PostgreSQL")
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def append(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(25):
+                with transaction.atomic():
+                    record_event("exported", case=None, actor_label=f"worker-{n}", data={"i": i})
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    report = verify_chain()
+    assert report.ok, report.problem
+    assert report.events_checked == 200

@@ -1,0 +1,256 @@
+"""Decision callbacks: a real HTTP server on loopback receives them and checks the signature.
+
+The task runs synchronously through its own `.run` (no eager mode): a retryable failure comes
+back as RetryableDeliveryError, which is what would make Celery schedule the next try.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.conf import settings
+
+from appeals import callbacks, decisions, queueing, tasks
+from appeals.callbacks import RetryableDeliveryError, SignatureError, sign, verify
+from appeals.models import AuditEvent, Platform
+from tests.builders import flag
+from tests.reviewer.drafts import ready_draft
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "whsec_test_0123456789"
+
+
+class Receiver:
+    """A platform's endpoint: answers with the scripted statuses, then 200, and keeps requests."""
+
+    def __init__(self, statuses=()):
+        self.statuses = list(statuses)
+        self.requests: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers.items()), body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/appeals"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def decided(alice, platform, spam_policy):
+    """alice removed an ad; the model had drafted it with reasoning the platform must not see."""
+    case = flag(platform, external_id="ad-1")
+    ready_draft(case, reasoning="SECRET reasoning", rationale="SECRET rationale")
+    claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
+    return decisions.decide_case(
+        reviewer=alice,
+        case_id=case.id,
+        lease_token=claimed.lease_token,
+        outcome="violating",
+        action="remove",
+        rule_ids=["SP2.b"],
+        note="SECRET note",
+    )
+
+
+def point_platform_at(url: str) -> None:
+    Platform.objects.filter(slug="acme").update(callback_url=url, callback_secret=SECRET)
+
+
+def run_task(decision_id: int, *, times: int = 20) -> list[str]:
+    """Run the task until it stops asking to be retried, as a worker would (minus the waits)."""
+    results = []
+    for _ in range(times):
+        try:
+            results.append(tasks.deliver_decision_callback.run(decision_id))
+            return results
+        except RetryableDeliveryError:
+            results.append("retry")
+    return results
+
+
+def callback_events(decision):
+    return list(
+        AuditEvent.objects.filter(case_id=decision.case_id, kind__startswith="callback_")
+        .order_by("id")
+        .values_list("kind", "data")
+    )
+
+
+def test_the_platform_receives_a_signed_decision_it_can_verify(decided):
+    with Receiver() as receiver:
+        point_platform_at(receiver.url)
+        assert run_task(decided.id) == ["delivered"]
+    [(headers, body)] = receiver.requests
+    timestamp = verify(SECRET, body, headers["X-Appeals-Signature"])
+    assert abs(time.time() - timestamp) < 60
+    assert headers["Idempotency-Key"] == f"decision-{decided.id}"
+    assert headers["Content-Type"] == "application/json"
+    payload = json.loads(body)
+    assert payload["decision_id"] == decided.id
+    assert payload["case_id"] == decided.case_id
+    assert payload["case_external_id"] == payload["item_external_id"] == "ad-1"
+    assert (payload["outcome"], payload["action"], payload["rule_ids"]) == (
+        "violating",
+        "remove",
+        ["SP2.b"],
+    )
+    assert payload["decided_at"] == decided.decided_at.isoformat()
+    assert "SP2.b: Irrelevant ads" in payload["notice"]
+    assert b"SECRET" not in body
+
+
+def test_a_receiver_rejects_a_forged_altered_or_stale_callback(decided):
+    body = callbacks.body_for(decided)
+    header = sign(SECRET, body)
+    assert verify(SECRET, body, header)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify("another secret", body, header)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(SECRET, body.replace(b"remove", b"label"), header)
+    stale = sign(SECRET, body, timestamp=int(time.time()) - 301)
+    with pytest.raises(SignatureError, match="tolerance is 300s"):
+        verify(SECRET, body, stale)
+    assert verify(SECRET, body, stale, tolerance=600)
+    with pytest.raises(SignatureError):
+        verify(SECRET, body, "v1=abc")
+    with pytest.raises(SignatureError):
+        verify(SECRET, body, None)
+    # During a secret rotation the sender may add a second v1; either may match.
+    rotated = f"{header},v1={'0' * 64}"
+    assert verify(SECRET, body, rotated)
+
+
+def test_a_500_then_a_200_makes_two_attempts_and_one_delivery(decided):
+    with Receiver(statuses=[500]) as receiver:
+        point_platform_at(receiver.url)
+        assert run_task(decided.id) == ["retry", "delivered"]
+    assert len(receiver.requests) == 2
+    (first_headers, first_body), (second_headers, second_body) = receiver.requests
+    assert first_body == second_body
+    assert first_headers["Idempotency-Key"] == second_headers["Idempotency-Key"]
+    assert [h["X-Appeals-Delivery-Attempt"] for h, _ in receiver.requests] == ["1", "2"]
+    events = callback_events(decided)
+    assert [kind for kind, _ in events] == [
+        "callback_attempted",
+        "callback_attempted",
+        "callback_delivered",
+    ]
+    assert [data["status_code"] for _, data in events[:2]] == [500, 200]
+    assert [data["attempt"] for _, data in events] == [1, 2, 2]
+
+
+def test_a_delivered_callback_is_not_sent_again(decided):
+    with Receiver() as receiver:
+        point_platform_at(receiver.url)
+        run_task(decided.id)
+        assert run_task(decided.id) == ["skipped"]
+    assert len(receiver.requests) == 1
+
+
+def test_429_is_retried_but_other_4xx_are_final(decided):
+    with Receiver(statuses=[429, 403]) as receiver:
+        point_platform_at(receiver.url)
+        assert run_task(decided.id) == ["retry", "failed"]
+    kinds = [kind for kind, _ in callback_events(decided)]
+    assert kinds == ["callback_attempted", "callback_attempted", "callback_failed"]
+    assert "403, which is not retried" in callback_events(decided)[-1][1]["reason"]
+
+
+def test_network_errors_are_retried_and_recorded(decided):
+    with Receiver() as receiver:
+        url = receiver.url
+    point_platform_at(url)  # the server is gone: connection refused
+    with pytest.raises(RetryableDeliveryError):
+        tasks.deliver_decision_callback.run(decided.id)
+    [(kind, data)] = callback_events(decided)
+    assert kind == "callback_attempted"
+    assert data["status_code"] is None
+    assert "ConnectError" in data["error"]
+
+
+def test_it_gives_up_after_the_last_retry(decided):
+    with Receiver(statuses=[503] * 20) as receiver:
+        point_platform_at(receiver.url)
+        results = run_task(decided.id)
+    assert results == ["retry"] * (callbacks.MAX_ATTEMPTS - 1) + ["failed"]
+    assert len(receiver.requests) == callbacks.MAX_ATTEMPTS == 9
+    kind, data = callback_events(decided)[-1]
+    assert kind == "callback_failed"
+    assert data["reason"] == "gave up after 9 attempts"
+    assert tasks.deliver_decision_callback.max_retries == 8
+    assert tasks.deliver_decision_callback.autoretry_for == (RetryableDeliveryError,)
+
+
+def test_a_platform_without_a_callback_url_is_skipped(decided):
+    assert tasks.deliver_decision_callback.run(decided.id) == "skipped"
+    assert callback_events(decided) == []
+
+
+def test_a_committed_decision_queues_the_callback(
+    alice, platform, spam_policy, monkeypatch, django_capture_on_commit_callbacks
+):
+    queued = []
+    monkeypatch.setattr(tasks.deliver_decision_callback, "delay", queued.append)
+    point_platform_at("https://platform.example/hooks")
+    case = flag(platform)
+    claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
+    with django_capture_on_commit_callbacks(execute=True):
+        decision = decisions.decide_case(
+            reviewer=alice,
+            case_id=case.id,
+            lease_token=claimed.lease_token,
+            outcome="not_violating",
+        )
+    assert queued == [decision.id]
+
+
+def test_no_callback_is_queued_without_a_url(
+    alice, platform, spam_policy, monkeypatch, django_capture_on_commit_callbacks
+):
+    queued = []
+    monkeypatch.setattr(tasks.deliver_decision_callback, "delay", queued.append)
+    case = flag(platform)
+    claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
+    with django_capture_on_commit_callbacks(execute=True):
+        decisions.decide_case(
+            reviewer=alice,
+            case_id=case.id,
+            lease_token=claimed.lease_token,
+            outcome="not_violating",
+        )
+    assert queued == []
+
+
+def test_callbacks_go_to_the_default_queue():
+    assert settings.CELERY_TASK_ROUTES["appeals.tasks.deliver_decision_callback"] == {
+        "queue": "default"
+    }

@@ -1,0 +1,335 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright against live_server.
+
+Drafted recommendations are TEST DATA written in the setup (tests/reviewer/drafts.py): the model
+cannot run here. Intake enqueues draft tasks on commit, so these tests point Celery at the
+in-memory broker; nothing needs a real one.
+
+`bench/screenshots.py` runs `test_screenshots` with SCREENSHOT_DIR set to write the PNGs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from appeals.models import Case, Decision, Queue, QueueSetting, Recommendation
+from tests.reviewer import demo
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make
+    # between browser steps are still plain synchronous code, so let Django allow them.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _point_celery_at(app, url: str) -> None:
+    app.conf.broker_url = url
+    # Forget the connection and producer pools built for the previous URL (as Celery does after
+    # a fork); kombu keeps the pools themselves, keyed by URL, so nothing is closed here.
+    app._pool = None
+    app.__dict__.get("amqp") and setattr(app.amqp, "_producer_pool", None)
+
+
+@pytest.fixture
+def memory_broker(settings):
+    """Draft tasks enqueued on commit go to kombu's in-memory transport, not a real broker."""
+    from reviewer.celery import app
+
+    settings.CELERY_BROKER_URL = "memory://"
+    previous = app.conf.broker_url
+    _point_celery_at(app, "memory://")
+    yield
+    _point_celery_at(app, previous)
+
+
+@pytest.fixture
+def site(live_server, memory_broker, settings):
+    # Plain http on localhost: cookies cannot be Secure-only here.
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    return live_server.url
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, base_url=site)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def log_in(page, username):
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/$"))
+
+
+def case_url(case) -> str:
+    return rf".*/cases/{case.id}/$"
+
+
+def test_a_reviewer_works_through_the_flags_queue_with_the_keyboard(
+    page, alice, platform, spam_policy
+):
+    cases = demo.open_flags(platform)
+    # Four drafted cases matter here; park the rest out of the way.
+    in_play = ("rings", "giveaway", "report", "injection")  # in queue order
+    Case.objects.exclude(id__in=[cases[k].id for k in in_play]).update(status=Case.Status.DECIDED)
+    first, second, third, fourth = (cases[k] for k in in_play)
+
+    log_in(page, "alice")
+    card = page.locator("#queue-flags")
+    assert card.locator(".stat-num").inner_text() == "4"
+    card.get_by_role("button", name="Start reviewing").click()
+    page.wait_for_url(re.compile(case_url(first)))
+
+    # Read the case and its draft, then open a cited rule in the inline panel.
+    assert "gold rings 90% off" in page.locator(".content-text").inner_text()
+    assert "Violating" in page.locator("#recommendation .verdict").inner_text()
+    page.locator("#recommendation a.rule-chip", has_text="SP2.b").click()
+    panel = page.locator("aside#rule-panel")
+    panel.wait_for()
+    assert "Irrelevant ads" in panel.inner_text()
+    assert "in spam v1" in panel.inner_text()
+
+    # `a` accepts the draft and moves straight to the next case.
+    page.keyboard.press("Escape")
+    page.locator("body").press("a")
+    page.wait_for_url(re.compile(case_url(second)))
+    accepted = Decision.objects.get(case=first)
+    assert (accepted.accepted_recommendation, accepted.rule_ids) == (True, ["SP2.b"])
+
+    # `o` goes to the override form: decide with a different rule and action.
+    page.locator("body").press("o")
+    focused = page.evaluate("document.activeElement.name")
+    assert focused == "outcome"
+    page.get_by_label("Violating", exact=True).check()
+    page.locator("#override-form select[name=action]").select_option("restrict")
+    page.locator("#override-form").get_by_label("SP2.a").check()
+    page.locator("#override-form").get_by_role("button", name="Decide").click()
+    page.wait_for_url(re.compile(case_url(third)))
+    overridden = Decision.objects.get(case=second)
+    assert (overridden.rule_ids, overridden.action, overridden.accepted_recommendation) == (
+        ["SP2.a"],
+        "restrict",
+        False,
+    )
+    assert overridden.agrees_with_model is True  # same outcome, different rule
+
+    # `e` focuses the escalation reason; typing there does not trigger shortcuts.
+    page.locator("body").press("e")
+    page.keyboard.type("a second opinion, please")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(case_url(fourth)))
+    assert f"Case {third.id} escalated" in page.locator(".flash").inner_text()
+    assert "Possible prompt injection" in page.locator("#recommendation").inner_text()
+    third.refresh_from_db()
+    assert third.queue == Queue.ESCALATIONS
+    assert third.escalation_reason == "a second opinion, please"
+
+
+def test_the_help_overlay_opens_with_question_mark(page, alice, platform, spam_policy):
+    case = demo.open_flags(platform)["report"]
+    log_in(page, "alice")
+    page.goto(f"/cases/{case.id}/")
+    page.locator("body").press("?")
+    assert page.locator("#shortcut-help").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#shortcut-help").is_visible()
+
+
+def test_blind_first_hides_the_draft_until_the_reviewer_calls_it(
+    page, alice, platform, spam_policy
+):
+    QueueSetting.objects.create(queue=Queue.FLAGS, blind_first=True)
+    case = demo.open_flags(platform)["rings"]
+    log_in(page, "alice")
+    page.locator("#queue-flags").get_by_role("button", name="Start reviewing").click()
+    page.wait_for_url(re.compile(case_url(case)))
+    rec = page.locator("#recommendation")
+    assert "Hidden until you record your own call" in rec.inner_text()
+    assert "shopcoach" not in rec.inner_text()
+    assert page.locator("#accept-form").count() == 0
+
+    blind = page.locator("#blind-form")
+    blind.get_by_label("Violating", exact=True).check()
+    blind.get_by_label("SP2.b").check()
+    blind.get_by_role("button", name=re.compile("Record my call")).click()
+    page.wait_for_url(re.compile(rf".*/cases/{case.id}/#recommendation$"))
+    assert "irrelevant ad under SP2.b" in page.locator("#recommendation").inner_text()
+    assert "the model agrees" in page.locator("#recommendation").inner_text()
+    page.locator("body").press("a")
+    page.wait_for_url(re.compile(r".*/cases/\d+/$"))
+    decision = Decision.objects.get(case=case)
+    assert (
+        decision.blind_outcome,
+        decision.blind_agrees_with_model,
+        decision.recommendation_shown,
+    ) == ("violating", True, True)
+
+
+def test_media_stays_blurred_until_the_reviewer_reveals_it(page, alice, platform, spam_policy):
+    case = demo.open_flags(platform)["picture"]
+    log_in(page, "alice")
+    page.goto(f"/cases/{case.id}/")
+    image = page.locator("#case-media img")
+    assert "blur" in image.evaluate("el => getComputedStyle(el).filter")
+    assert "grayscale" in image.evaluate("el => getComputedStyle(el).filter")
+    page.get_by_role("link", name="Reveal image").click()
+    page.locator("#case-media.is-revealed").wait_for()
+    # htmx settles the new class in, so the CSS transition runs: wait for it to finish.
+    page.wait_for_function(
+        "getComputedStyle(document.querySelector('#case-media img')).filter === 'none'"
+    )
+
+
+def test_the_drafting_panel_updates_itself_when_the_draft_lands(page, alice, platform, spam_policy):
+    case = demo.open_flags(platform)["drafting"]
+    log_in(page, "alice")
+    page.goto(f"/cases/{case.id}/")
+    assert "Drafting" in page.locator("#recommendation").inner_text()
+    rec = case.recommendations.get()
+    Recommendation.objects.filter(id=rec.id).update(
+        status="ready",
+        violation=False,
+        rule_ids=["SP0.b"],
+        confidence="high",
+        rationale="A private sale between neighbours (test data).",
+        finished_at=timezone.now(),
+    )
+    page.locator("#recommendation .verdict").wait_for(timeout=8_000)
+    assert "Not violating" in page.locator("#recommendation").inner_text()
+    assert page.locator("#recommendation[hx-trigger]").count() == 0  # polling stopped
+
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter(el => {
+        if (el.closest('[hidden], dialog:not([open])')) return false;
+        const name = (el.labels && el.labels.length) || el.getAttribute('aria-label')
+            || (el.tagName === 'BUTTON' && el.textContent.trim());
+        return !name;
+    }).map(el => el.outerHTML.slice(0, 120))"""
+
+
+def test_every_control_on_the_working_pages_has_a_name(page, alice, platform, spam_policy):
+    cases = demo.open_flags(platform)
+    log_in(page, "alice")
+    page.locator("#queue-flags").get_by_role("button", name="Start reviewing").click()
+    page.wait_for_url(re.compile(case_url(cases["rings"])))
+    for url in (
+        "/",
+        "/queues/flags/",
+        f"/cases/{cases['rings'].id}/",
+        f"/cases/{cases['picture'].id}/",
+        f"/policies/versions/{spam_policy.id}/",
+    ):
+        page.goto(url)
+        assert page.evaluate(UNLABELLED_CONTROLS) == [], url
+
+
+SHOTS = os.environ.get("SCREENSHOT_DIR")
+
+
+@pytest.mark.skipif(
+    not SHOTS, reason="set SCREENSHOT_DIR (bench/screenshots.py does) to write screenshots"
+)
+def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy):
+    out = Path(SHOTS)
+    out.mkdir(parents=True, exist_ok=True)
+    demo.history(platform, alice=alice, bob=bob, carol=carol)
+    cases = demo.open_flags(platform)
+    appeal = demo.appeal_case(platform, alice=alice, carol=carol)
+
+    demo.escalated_case(platform, reviewer=bob)
+
+    def shot(name):
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(out / f"{name}.png"))
+
+    from appeals import queueing
+
+    page.goto("/accounts/login/")
+    shot("login")
+    log_in(page, "alice")
+    page.locator("#queue-flags").get_by_role("button", name="Start reviewing").click()
+    page.wait_for_url(re.compile(case_url(cases["rings"])))
+    shot("case-flag-recommendation")
+    page.locator("#recommendation a.rule-chip", has_text="SP2.b").click()
+    page.locator("aside#rule-panel").wait_for()
+    shot("rule-popover")
+    page.locator("body").press("?")
+    shot("shortcut-help")
+    page.keyboard.press("Escape")
+    page.goto("/queues/flags/")
+    shot("queue")
+    page.goto(f"/cases/{cases['injection'].id}/")
+    shot("case-injection-warning")
+    page.goto(f"/cases/{cases['drafting'].id}/")
+    shot("case-drafting")
+    page.goto(f"/cases/{cases['not_configured'].id}/")
+    shot("case-not-configured")
+    page.goto(f"/cases/{cases['picture'].id}/")
+    shot("case-media-blurred")
+    page.get_by_role("link", name="Reveal image").click()
+    page.wait_for_function(
+        "getComputedStyle(document.querySelector('#case-media img')).filter === 'none'"
+    )
+    shot("case-media-revealed")
+    page.goto(f"/policies/versions/{spam_policy.id}/")
+    shot("policy-version")
+
+    log_in(page, "carol")
+    queueing.claim_case(reviewer=carol, case_id=appeal.id)
+    page.goto("/")
+    shot("dashboard")
+    page.goto(f"/cases/{appeal.id}/")
+    shot("case-appeal")
+    page.goto("/quality/")
+    shot("quality")
+    page.set_viewport_size({"width": 1280, "height": 1700})
+    shot("quality-full")
+    page.set_viewport_size({"width": 1280, "height": 720})
+
+    QueueSetting.objects.create(queue=Queue.FLAGS, blind_first=True)
+    log_in(page, "bob")
+    queueing.claim_case(reviewer=bob, case_id=cases["giveaway"].id)
+    page.goto(f"/cases/{cases['giveaway'].id}/")
+    shot("case-blind-first")
