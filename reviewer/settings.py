@@ -167,6 +167,11 @@ LEASE_SECONDS = env_int("LEASE_SECONDS", 600, minimum=30)
 BULK_INTAKE_MAX_ITEMS = 1000
 CONTENT_MAX_CHARS = 100_000
 
+# --- Accountability -----------------------------------------------------------------------
+# Key for the stable pseudonyms in exports (`--pseudonymise`); defaults to SECRET_KEY.
+EXPORT_PSEUDONYM_KEY = env_str("EXPORT_PSEUDONYM_KEY")
+CALLBACK_TIMEOUT_SECONDS = env_int("CALLBACK_TIMEOUT_SECONDS", 10, minimum=1)
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
@@ -189,7 +194,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "appeals.tasks.draft_recommendation": {"queue": "gpu"},
+    "appeals.tasks.draft_recommendations": {"queue": "gpu"},
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {

@@ -77,3 +77,9 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     "SET appeals.allow_audit_truncate = 'on'"
                 )
             connection.close()  # new sessions pick the setting up
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Personas are created in almost every test; PBKDF2's deliberate slowness buys nothing here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
