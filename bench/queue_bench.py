@@ -49,7 +49,7 @@ def measure(size: int, samples: int) -> dict:
         if i >= 10:
             claim.append(elapsed)
 
-    client = Client()
+    client = Client(SERVER_NAME="localhost")
     client.force_login(reviewers[0])
     page = []
     url = "/queues/flags/"
