@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 ROLES = ("anon", "mallory", "alice", "carol", "dave", "erin")
 LOGIN = 302  # to the login page
-_ = None
+
 
 # name: (method, {role: status}) — statuses in ROLES order.
 MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -138,4 +138,4 @@ def test_each_role_gets_what_its_permissions_allow(client, world, key):
             assert "/accounts/login/" in response["Location"] or "/admin/login/" in response["Location"]
         _reset(world["case"])
         _reset(world["appeal"])
-    assert dict(zip(ROLES, got)) == dict(zip(ROLES, expected))
+    assert dict(zip(ROLES, got, strict=True)) == dict(zip(ROLES, expected, strict=True))
