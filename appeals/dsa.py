@@ -528,8 +528,8 @@ def statement_for(
         "decision_ground": ground,
         "category": category,
         "content_type": [content_type],
-        "content_date": f"{content_at:%Y-%m-%d}",
-        "application_date": f"{record['decided_at']:%Y-%m-%d}",
+        "content_date": content_at[:10],  # the exported times are ISO text in UTC
+        "application_date": record["decided_at"][:10],
         "decision_facts": _clip(" ".join(facts), 5000),
         "source_type": _source_type(source, ground),
         "automated_detection": "Yes" if source == "automated" else "No",

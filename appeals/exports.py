@@ -15,14 +15,28 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import itertools
 import json
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    Subquery,
+)
+from django.db.models.functions import JSONObject
 
 from policies.models import Policy, PolicyVersion
 
@@ -94,7 +108,8 @@ COLUMNS = (
 
 # What is read per decision, in this order (see `_row`). Only the decision, its case, item and
 # recommendation are joined; platforms, policy versions and reviewers are few, and are looked up
-# once each (`_Lookups`), which keeps the page query small and cheap to plan.
+# once each (`_Lookups`), which keeps the query small and cheap to plan. The names ending in
+# `_iso` or `_seconds`, `decided_late` and `appeal` are computed in the query (`rows_queryset`).
 _FIELDS = (
     "id",
     "case_id",
@@ -108,11 +123,14 @@ _FIELDS = (
     "case__item__author_id",
     "case__item__reporter_id",
     "case__appellant_id",
-    "case__created_at",
-    "case__item__flagged_at",
-    "case__due_at",
-    "claimed_at",
-    "decided_at",
+    "received_at_iso",
+    "flagged_at_iso",
+    "due_at_iso",
+    "claimed_at_iso",
+    "decided_at_iso",
+    "received_to_decided_seconds",
+    "claimed_to_decided_seconds",
+    "decided_late",
     "outcome",
     "action",
     "rule_ids",
@@ -133,9 +151,10 @@ _FIELDS = (
     "accepted_recommendation",
     "recommendation_shown",
     "case__original_action",
-    "case__original_decided_at",
+    "original_decided_at_iso",
     "case__appealed_decision_id",
-)  # then the latest appeal's outcome and decision time (see `rows_queryset`)
+    "appeal",
+)
 
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -213,65 +232,166 @@ def decisions_queryset(filters: ExportFilters):
     return queryset
 
 
-def _c_timestamptz_loader():
-    """psycopg's C loader for timestamptz, if the C extension is installed (else None)."""
-    try:
-        import psycopg
-        from psycopg.pq import Format
-    except ImportError:
-        return None
-    loader = psycopg.adapters.get_loader(psycopg.adapters.types["timestamptz"].oid, Format.TEXT)
-    return None if loader is None or loader.__module__.startswith("psycopg.") else loader
+class IsoTime(Func):
+    """A timestamp as ISO 8601 text in UTC, to the microsecond, formatted by the database:
+    `2026-11-23T12:05:50.000000+00:00`, the text of Python's `isoformat(timespec="microseconds")`
+    on PostgreSQL and SQLite alike (Django stores SQLite's as `YYYY-MM-DD HH:MM:SS[.ffffff]` in
+    UTC). An export writes six of these a row: the database formats them while Python writes."""
+
+    arity = 1
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = (
+            "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        template = "substr(replace(%(expressions)s, ' ', 'T') || '.000000', 1, 26) || '+00:00'"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+class WholeSeconds(Func):
+    """Whole seconds from the second timestamp to the first, truncated toward zero (as Python's
+    `int(timedelta.total_seconds())`), computed by the database."""
+
+    arity = 2
+    output_field = BigIntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "trunc(extract(epoch from %(expressions)s))::bigint"
+        return self.as_sql(compiler, connection, template=template, arg_joiner=" - ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django's own SQLite function, the one behind `F("end") - F("start")`: microseconds.
+        template = "django_timestamp_diff(%(expressions)s) / 1000000"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 def rows_queryset(filters: ExportFilters):
-    """Every matching decision as a `_FIELDS` tuple plus its latest decided appeal, by id."""
+    """Every matching decision as a `_FIELDS` tuple, by id, with its latest decided appeal's
+    outcome and time as a JSON object (or None)."""
     appeal = Decision.objects.filter(case__appealed_decision=OuterRef("id")).order_by(
         "-decided_at", "-id"
     )
     return (
         decisions_queryset(filters)
         .annotate(
-            appeal_outcome=Subquery(appeal.values("outcome")[:1]),
-            appeal_decided_at=Subquery(appeal.values("decided_at")[:1]),
+            received_at_iso=IsoTime("case__created_at"),
+            flagged_at_iso=IsoTime("case__item__flagged_at"),
+            due_at_iso=IsoTime("case__due_at"),
+            claimed_at_iso=IsoTime("claimed_at"),
+            decided_at_iso=IsoTime("decided_at"),
+            received_to_decided_seconds=WholeSeconds("decided_at", "case__created_at"),
+            claimed_to_decided_seconds=WholeSeconds("decided_at", "claimed_at"),
+            decided_late=ExpressionWrapper(
+                Q(decided_at__gt=F("case__due_at")), output_field=BooleanField()
+            ),
+            original_decided_at_iso=IsoTime("case__original_decided_at"),
+            # One subquery for both facts: each is a probe per decision, and most find none.
+            appeal=Subquery(
+                appeal.values(json=JSONObject(outcome="outcome", decided_at=IsoTime("decided_at")))[
+                    :1
+                ]
+            ),
         )
         .order_by("id")
-        .values_list(*_FIELDS, "appeal_outcome", "appeal_decided_at")
+        .values_list(*_FIELDS)
     )
 
 
-def _stream_postgres(queryset, chunk_size: int, loader) -> Iterator[tuple]:
-    """One query through a server-side cursor, `chunk_size` rows per round trip.
+def _stream_postgres(queryset, chunk_size: int) -> Iterator[list[tuple]]:
+    """One query through a server-side cursor, `chunk_size` rows per round trip, fetched ahead.
 
     Inside a transaction, so PostgreSQL streams the cursor rather than materialising it whole
-    (as it must for a WITH HOLD cursor in autocommit). Django's own timestamptz loader is pure
-    Python (about 20 µs a value, six a row: most of an export's time), so the cursor loads
-    timestamps with psycopg's C loader instead (aware, in the session's time zone: UTC under
-    Django). The two JSON columns (rule ids) come as text, as Django's own PostgreSQL
-    connection loads jsonb; `_row` decodes them, which is all Django's converters would do.
+    (as it must for a WITH HOLD cursor in autocommit). The next chunk is fetched on a second
+    thread while this one formats the current chunk (`_prefetched`): PostgreSQL produces rows
+    while Python writes them, instead of each waiting for the other. The rows come as psycopg
+    loads them, without Django's per-value converters: the two JSON columns (rule ids) stay
+    text, as Django's PostgreSQL connection loads jsonb, and `_row` decodes each distinct text
+    once; no other column has a converter.
     """
     sql, params = queryset.query.sql_with_params()
     with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.cursor.adapters.register_loader("timestamptz", loader)
         if hasattr(cursor.cursor, "itersize"):  # not with DISABLE_SERVER_SIDE_CURSORS
             cursor.cursor.itersize = chunk_size
         cursor.execute(sql, params)
-        while rows := cursor.fetchmany(chunk_size):
-            yield from rows
+        # Only the background thread touches this cursor until `_prefetched` has joined it;
+        # psycopg's connection lock keeps the lookups this thread makes meanwhile in turn.
+        fetch = cursor.cursor.fetchmany
+        yield from _prefetched(iter(lambda: fetch(chunk_size), []))
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+def _prefetched(chunks: Iterator[list], depth: int = 2) -> Iterator[list]:
+    """`chunks`, produced on a background thread at most `depth` ahead of the consumer.
+
+    psycopg releases the GIL while it waits for the server, so the fetch of the next chunk
+    overlaps with the work on this one. An error in the producer is raised here; when the
+    consumer stops early (a download abandoned half way), the producer is told to stop and
+    joined before this generator returns, so the cursor is never closed under it.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(_Failed(error))
+        else:
+            put(_END)
+
+    producer = threading.Thread(target=produce, name="export-prefetch", daemon=True)
+    producer.start()
+    try:
+        while (item := handoff.get()) is not _END:
+            if item.__class__ is _Failed:
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        producer.join()
+
+
+def raw_chunks(filters: ExportFilters, *, chunk_size: int = 5000) -> Iterator[list[tuple]]:
+    """The rows of every matching decision, in id order, in lists of up to `chunk_size`.
+
+    One query, read through a server-side cursor on PostgreSQL (and `fetchmany` on SQLite):
+    only a few chunks are ever in memory, whatever the number of decisions.
+    """
+    queryset = rows_queryset(filters)
+    if connection.vendor == "postgresql":
+        yield from _stream_postgres(queryset, chunk_size)
+        return
+    rows = queryset.iterator(chunk_size=chunk_size)
+    while chunk := list(itertools.islice(rows, chunk_size)):
+        yield chunk
 
 
 def raw_rows(filters: ExportFilters, *, chunk_size: int = 5000) -> Iterator[tuple]:
-    """The rows of every matching decision, in id order, `chunk_size` at a time.
-
-    One query, read through a server-side cursor on PostgreSQL (and `fetchmany` on SQLite):
-    only one chunk is ever in memory, whatever the number of decisions.
-    """
-    queryset = rows_queryset(filters)
-    loader = _c_timestamptz_loader() if connection.vendor == "postgresql" else None
-    if loader is not None:
-        yield from _stream_postgres(queryset, chunk_size, loader)
-    else:
-        yield from queryset.iterator(chunk_size=chunk_size)
+    """`raw_chunks`, a row at a time."""
+    for chunk in raw_chunks(filters, chunk_size=chunk_size):
+        yield from chunk
 
 
 @dataclass(frozen=True)
@@ -346,7 +466,7 @@ class _Context:
         return decoded
 
 
-def _row(raw: tuple, ctx: _Context) -> tuple:
+def _row(raw: tuple, ctx: _Context) -> list:
     """One output row (in COLUMNS order) from one `_FIELDS` tuple and its appeal."""
     (
         decision_id,
@@ -366,6 +486,9 @@ def _row(raw: tuple, ctx: _Context) -> tuple:
         due_at,
         claimed_at,
         decided_at,
+        received_to_decided,
+        claimed_to_decided,
+        decided_late,
         outcome,
         action,
         rule_ids,
@@ -388,10 +511,14 @@ def _row(raw: tuple, ctx: _Context) -> tuple:
         original_action,
         original_decided_at,
         appealed_decision_id,
-        appeal_outcome,
-        appeal_decided_at,
-    ) = raw
+        appeal,
+    ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
+    appeal_outcome = appeal_decided_at = None
+    if appeal is not None:  # few decisions are appealed
+        if appeal.__class__ is str:  # PostgreSQL's fast reader leaves JSON as text
+            appeal = json.loads(appeal)
+        appeal_outcome, appeal_decided_at = appeal["outcome"], appeal["decided_at"]
     rule_ids = ctx.rule_ids(rule_ids)
     model_rule_ids = ctx.rule_ids(model_rule_ids)
     version = lookups.version(version_id)
@@ -407,8 +534,8 @@ def _row(raw: tuple, ctx: _Context) -> tuple:
         tuple(rule_ids),
         recommendation_id is not None,
         original_action,
-        original_decided_at and original_decided_at.date(),
-        decided_at.date(),
+        original_decided_at and original_decided_at[:10],  # the day: the notice names it
+        decided_at[:10],
     )
     notice = ctx.notices.get(notice_key)
     if notice is None:
@@ -420,10 +547,11 @@ def _row(raw: tuple, ctx: _Context) -> tuple:
                 rule_lines=ctx.rule_lines.lines(version_id, rule_ids),
                 policy_name=version.name,
                 appeal_window_days=version.appeal_window_days,
-                decided_at=decided_at,
+                decided_at=dt.datetime.fromisoformat(decided_at),
                 model_assisted=recommendation_id is not None,
                 original_action=original_action,
-                original_decided_at=original_decided_at,
+                original_decided_at=original_decided_at
+                and dt.datetime.fromisoformat(original_decided_at),
             )
         )
         if len(ctx.notices) > 50_000:
@@ -436,7 +564,7 @@ def _row(raw: tuple, ctx: _Context) -> tuple:
         appellant_id = ctx.pseudonyms.platform_user(platform, appellant_id)
         reviewer = ctx.pseudonyms.reviewer(reviewer)
 
-    return (
+    return [
         decision_id,
         case_id,
         kind,
@@ -455,9 +583,9 @@ def _row(raw: tuple, ctx: _Context) -> tuple:
         due_at,
         claimed_at,
         decided_at,
-        int((decided_at - received_at).total_seconds()),
-        None if claimed_at is None else int((decided_at - claimed_at).total_seconds()),
-        decided_at > due_at,
+        received_to_decided,
+        claimed_to_decided,
+        decided_late,
         outcome,
         action,
         rule_ids,
@@ -482,132 +610,64 @@ def _row(raw: tuple, ctx: _Context) -> tuple:
         appeal_outcome,
         appeal_decided_at,
         notice,
-    )
-
-
-def _inert(text: str | None) -> str | None:
-    """Text a spreadsheet would run as a formula gets a leading quote (see `neutralise`)."""
-    if text and text[0] in _FORMULA_CHARS:
-        return "'" + text
-    return text
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _flag(value: bool | None) -> str | None:
-    return None if value is None else ("true" if value else "false")
-
-
-def _csv_row(row: tuple) -> list:
-    """A row as CSV cells: ISO times, true/false, space-separated rule ids, inert text.
-
-    Written out column by column (not as a loop over cells) because it runs a million times
-    an export. Text that comes from outside (ids, names, model fields) is made inert; enum
-    values, hashes and numbers cannot start with a formula character. `csv.writer` writes None
-    as an empty cell.
-    """
-    (
-        decision_id,
-        case_id,
-        kind,
-        source,
-        platform,
-        case_external_id,
-        item_external_id,
-        content_type,
-        policy,
-        policy_version,
-        author_id,
-        reporter_id,
-        appellant_id,
-        received_at,
-        flagged_at,
-        due_at,
-        claimed_at,
-        decided_at,
-        received_to_decided,
-        claimed_to_decided,
-        decided_late,
-        outcome,
-        action,
-        rule_ids,
-        reviewer,
-        recommendation_id,
-        model_verdict,
-        model_outcome,
-        model_rule_ids,
-        confidence,
-        backend,
-        model_id,
-        model_revision,
-        model_policy_version,
-        model_policy_sha256,
-        prompt_sha256,
-        effort,
-        agrees,
-        accepted,
-        shown,
-        original_action,
-        appealed_decision_id,
-        appeal_outcome,
-        appeal_decided_at,
-        notice,
-    ) = row
-    return [
-        decision_id,
-        case_id,
-        kind,
-        source,
-        _inert(platform),
-        _inert(case_external_id),
-        _inert(item_external_id),
-        content_type,
-        _inert(policy),
-        policy_version,
-        _inert(author_id),
-        _inert(reporter_id),
-        _inert(appellant_id),
-        received_at.isoformat(),
-        _iso(flagged_at),
-        due_at.isoformat(),
-        _iso(claimed_at),
-        decided_at.isoformat(),
-        received_to_decided,
-        claimed_to_decided,
-        "true" if decided_late else "false",
-        outcome,
-        action,
-        " ".join(rule_ids),
-        _inert(reviewer),
-        recommendation_id,
-        model_verdict,
-        model_outcome,
-        _inert(" ".join(model_rule_ids)),
-        _inert(confidence),
-        _inert(backend),
-        _inert(model_id),
-        _inert(model_revision),
-        model_policy_version,
-        model_policy_sha256,
-        prompt_sha256,
-        effort,
-        _flag(agrees),
-        _flag(accepted),
-        _flag(shown),
-        original_action,
-        appealed_decision_id,
-        appeal_outcome,
-        _iso(appeal_decided_at),
-        _inert(notice),
     ]
 
 
-def _json_value(value):
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
+def _columns(*names: str) -> tuple[int, ...]:
+    return tuple(COLUMNS.index(name) for name in names)
+
+
+# How columns are written as CSV text (`_csv_cells`); the rest are written as they are: numbers,
+# times (ISO text from the database), enum values and hashes, none of which can start a formula.
+_FLAG_COLUMNS = _columns(
+    "decided_late", "agrees_with_model", "accepted_recommendation", "recommendation_shown"
+)
+_RULE_COLUMNS = _columns("rule_ids", "model_rule_ids")
+# Text that comes from outside: ids and names from the platform, model fields, rule ids.
+_TEXT_COLUMNS = _columns(
+    "platform",
+    "case_external_id",
+    "item_external_id",
+    "policy",
+    "author_id",
+    "reporter_id",
+    "appellant_id",
+    "reviewer",
+    "model_rule_ids",
+    "model_confidence",
+    "model_backend",
+    "model_id",
+    "model_revision",
+)
+_NOTICE = COLUMNS.index("notice")
+assert _NOTICE == len(COLUMNS) - 1  # `_csv_tail` writes it at the end of the line
+
+
+def _csv_cells(row: list) -> list:
+    """A row (from `_row`, changed in place) as CSV cells, but for the notice, the last column:
+    true/false, space-separated rule ids, and text a spreadsheet would run as a formula made
+    inert. `csv.writer` writes None as an empty cell."""
+    for i in _FLAG_COLUMNS:
+        if (flag := row[i]) is not None:
+            row[i] = "true" if flag else "false"
+    for i in _RULE_COLUMNS:
+        row[i] = " ".join(row[i])
+    for i in _TEXT_COLUMNS:
+        if (text := row[i]) and text[0] in _FORMULA_CHARS:
+            row[i] = "'" + text
+    del row[_NOTICE]
+    return row
+
+
+def _csv_tail(notice: str) -> str:
+    """The end of a CSV line: a comma, the notice as a CSV cell, the line terminator.
+
+    Notices are long (most of an export's bytes), multi-line, and repeat row after row, so
+    `csv.writer` quotes each distinct one once, here, and `Export._csv` reuses the text.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(("", neutralise(notice)))
+    return buffer.getvalue()
 
 
 class Export:
@@ -640,64 +700,87 @@ class Export:
             # Refuse before the first byte, not half way through a download.
             self._mappings.check_policies(filters.policy)
 
-    def _rows(self) -> Iterator[tuple]:
-        ctx = self._ctx
-        for raw in raw_rows(self.filters, chunk_size=self.chunk_size):
-            self.rows += 1
-            yield raw, _row(raw, ctx)
+    def _chunks_read(self) -> Iterator[list[tuple]]:
+        for chunk in raw_chunks(self.filters, chunk_size=self.chunk_size):
+            self.rows += len(chunk)
+            yield chunk
+
+    # The writers loop a chunk at a time, not through a generator per row: a million rows
+    # pass through them.
 
     def _csv(self) -> Iterator[str]:
+        ctx = self._ctx
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(COLUMNS)
+        csv.writer(buffer).writerow(COLUMNS)
+        # Each line is its cells but the notice, then the notice's quoted text and the line
+        # end (`_csv_tail`, once per distinct notice).
+        writerow = csv.writer(buffer, lineterminator="").writerow
+        write = buffer.write
+        tails: dict[str, str] = {}
         pending = 0
-        for _, row in self._rows():
-            writer.writerow(_csv_row(row))
-            self.records += 1
-            pending += 1
-            if pending >= self.rows_per_chunk:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-                pending = 0
+        for chunk in self._chunks_read():
+            for raw in chunk:
+                row = _row(raw, ctx)
+                notice = row[_NOTICE]
+                writerow(_csv_cells(row))
+                tail = tails.get(notice)
+                if tail is None:
+                    if len(tails) > 10_000:
+                        tails.clear()
+                    tail = tails[notice] = _csv_tail(notice)
+                write(tail)
+                pending += 1
+                if pending == self.rows_per_chunk:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+                    self.records += pending
+                    pending = 0
         yield buffer.getvalue()
+        self.records += pending
 
     def _jsonl(self) -> Iterator[str]:
+        ctx = self._ctx
+        # One encoder for the whole export: `json.dumps` with options builds one per call.
+        encode = json.JSONEncoder(ensure_ascii=False).encode
         lines: list[str] = []
-        for _, row in self._rows():
-            lines.append(
-                json.dumps(
-                    {c: _json_value(v) for c, v in zip(COLUMNS, row, strict=True)},
-                    ensure_ascii=False,
-                )
-            )
-            self.records += 1
-            if len(lines) >= self.rows_per_chunk:
-                yield "\n".join(lines) + "\n"
-                lines = []
+        for chunk in self._chunks_read():
+            for raw in chunk:
+                record = dict(zip(COLUMNS, _row(raw, ctx), strict=True))
+                lines.append(encode(record))
+                if len(lines) == self.rows_per_chunk:
+                    yield "\n".join(lines) + "\n"
+                    self.records += len(lines)
+                    lines = []
         if lines:
             yield "\n".join(lines) + "\n"
+            self.records += len(lines)
 
     def _dsa(self) -> Iterator[str]:
+        ctx = self._ctx
+        version_at = _FIELDS.index("case__policy_version_id")
         batch: list[dict] = []
-        for raw, row in self._rows():
-            record = dict(zip(COLUMNS, row, strict=True))
-            version = self._ctx.lookups.version(raw[8])
-            statement = dsa.statement_for(
-                record,
-                self._mappings.for_policy(version.policy_id, version.slug),
-                rule_lines=self._ctx.rule_lines.lines(raw[8], record["rule_ids"]),
-                policy_name=version.name,
-            )
-            if statement is None:
-                continue
-            batch.append(statement)
-            self.records += 1
-            if len(batch) >= dsa.BATCH_SIZE:
-                yield dsa.batch_line(batch)
-                batch = []
+        for chunk in self._chunks_read():
+            for raw in chunk:
+                record = dict(zip(COLUMNS, _row(raw, ctx), strict=True))
+                version_id = raw[version_at]
+                version = ctx.lookups.version(version_id)
+                statement = dsa.statement_for(
+                    record,
+                    self._mappings.for_policy(version.policy_id, version.slug),
+                    rule_lines=ctx.rule_lines.lines(version_id, record["rule_ids"]),
+                    policy_name=version.name,
+                )
+                if statement is None:
+                    continue
+                batch.append(statement)
+                if len(batch) == dsa.BATCH_SIZE:
+                    yield dsa.batch_line(batch)
+                    self.records += len(batch)
+                    batch = []
         if batch:
             yield dsa.batch_line(batch)
+            self.records += len(batch)
 
     def chunks(self) -> Iterator[str]:
         """The export's text, piece by piece. Records the audit event when done (or abandoned)."""

@@ -132,6 +132,19 @@ def test_the_notice_is_in_the_row(casework):
     assert "the content has been removed" in notice
 
 
+def test_every_row_carries_exactly_the_notice_the_platform_is_given(casework):
+    from appeals.models import Decision
+    from appeals.notices import notice_for
+
+    expected = {d.id: notice_for(d) for d in Decision.objects.all()}
+    _, text = run()
+    assert {int(r["decision_id"]): r["notice"] for r in csv_rows(text)} == expected
+    _, lines = run("jsonl")
+    records = [json.loads(line) for line in lines.splitlines()]
+    assert {r["decision_id"]: r["notice"] for r in records} == expected
+    assert any("\n" in notice and '"' in notice for notice in expected.values())
+
+
 def test_cells_a_spreadsheet_would_run_are_neutralised(casework):
     _, text = run()
     row = next(r for r in csv_rows(text) if int(r["decision_id"]) == casework["labelled"].id)
@@ -313,10 +326,10 @@ def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
     from appeals.exports import _FIELDS, raw_rows, rows_queryset
 
     if connection.vendor != "postgresql":
-        pytest.skip("the server-side cursor with psycopg's C timestamp loader is PostgreSQL only")
-    json_at = [i for i, name in enumerate(_FIELDS) if name.endswith("rule_ids")]
+        pytest.skip("the prefetching server-side cursor is PostgreSQL only")
+    json_at = [i for i, name in enumerate(_FIELDS) if name.endswith("rule_ids") or name == "appeal"]
 
-    def decoded(row):  # the fast reader leaves jsonb as text, for `_row` to decode once
+    def decoded(row):  # the fast reader leaves JSON as text, for `_row` to decode
         return tuple(
             json.loads(v) if i in json_at and v is not None else v for i, v in enumerate(row)
         )
@@ -324,5 +337,108 @@ def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
     fast = [decoded(row) for row in raw_rows(ExportFilters(), chunk_size=3)]
     assert fast == list(rows_queryset(ExportFilters()))
     assert len(fast) == 4
-    decided_at = fast[0][_FIELDS.index("decided_at")]
-    assert decided_at.utcoffset().total_seconds() == 0
+
+
+def test_times_and_durations_are_the_decisions_own(casework):
+    from appeals.models import Decision
+
+    _, text = run()
+    _, lines = run("jsonl")
+    records = {r["decision_id"]: r for r in map(json.loads, lines.splitlines())}
+    for row in csv_rows(text):
+        decision = Decision.objects.select_related("case__item").get(id=row["decision_id"])
+        case = decision.case
+        expected = {
+            "received_at": case.created_at.isoformat(timespec="microseconds"),
+            "flagged_at": case.item.flagged_at
+            and case.item.flagged_at.isoformat(timespec="microseconds"),
+            "due_at": case.due_at.isoformat(timespec="microseconds"),
+            "claimed_at": decision.claimed_at.isoformat(timespec="microseconds"),
+            "decided_at": decision.decided_at.isoformat(timespec="microseconds"),
+            "received_to_decided_seconds": int(
+                (decision.decided_at - case.created_at).total_seconds()
+            ),
+            "claimed_to_decided_seconds": int(
+                (decision.decided_at - decision.claimed_at).total_seconds()
+            ),
+            "decided_late": decision.decided_at > case.due_at,
+        }
+        assert {k: records[decision.id][k] for k in expected} == expected
+        assert {k: row[k] for k in expected} == {
+            k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in expected.items()
+        }
+    overturned = records[casework["overturned"].id]
+    removed = records[casework["removed"].id]
+    assert removed["appeal_decided_at"] == overturned["decided_at"]
+
+
+def test_whole_seconds_truncate_as_python_does(casework):
+    import datetime as dt
+
+    from appeals.models import Case, Decision
+
+    decision = Decision.objects.get(id=casework["cleared"].id)
+    case = decision.case
+    # 90.999999 s after receipt, and a decision before its receipt (a clock set back).
+    for late, expected in ((dt.timedelta(seconds=90.999999), 90), (-dt.timedelta(seconds=2.5), -2)):
+        Case.objects.filter(id=case.id).update(created_at=decision.decided_at - late)
+        _, lines = run("jsonl")
+        record = next(
+            r for r in map(json.loads, lines.splitlines()) if r["decision_id"] == decision.id
+        )
+        assert record["received_to_decided_seconds"] == expected
+
+
+def test_prefetched_chunks_come_in_order_and_a_failure_reaches_the_reader():
+    from appeals.exports import _prefetched
+
+    assert list(_prefetched(iter([[1], [2, 3], [4]]))) == [[1], [2, 3], [4]]
+
+    def failing():
+        yield [1]
+        raise ConnectionError("server closed the connection")
+
+    chunks = _prefetched(failing())
+    assert next(chunks) == [1]
+    with pytest.raises(ConnectionError, match="server closed"):
+        next(chunks)
+
+
+def test_an_abandoned_prefetch_stops_its_thread_before_returning():
+    import threading
+
+    from appeals.exports import _prefetched
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield [n]
+            n += 1
+
+    chunks = _prefetched(endless(), depth=2)
+    assert next(chunks) == [0]
+    chunks.close()
+    assert not any(t.name == "export-prefetch" for t in threading.enumerate())
+    assert len(produced) <= 4  # the one read, the two queued, the one it was putting
+
+
+def test_an_abandoned_postgres_export_leaves_the_connection_usable(casework):
+    import threading
+
+    from django.db import connection
+
+    export = Export(fmt="csv", filters=ExportFilters(), actor_label="test", chunk_size=1)
+    export.rows_per_chunk = 1
+    chunks = export.chunks()
+    next(chunks)
+    next(chunks)
+    chunks.close()
+    assert not any(t.name == "export-prefetch" for t in threading.enumerate())
+    assert AuditEvent.objects.filter(kind="exported").latest("id").data["completed"] is False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
