@@ -57,6 +57,10 @@ FILE_NAMES = {
     "dsa": "statements-of-reasons.jsonl",
 }
 
+# Rows per round trip to the database. With the next chunk fetched ahead, up to four are held
+# at once; 2,000 rows keep that near 20 MB and export as fast as larger chunks do.
+CHUNK_SIZE = 2000
+
 # The output columns, in order: the CSV header and the JSON keys.
 COLUMNS = (
     "decision_id",
@@ -373,7 +377,7 @@ def _prefetched(chunks: Iterator[list], depth: int = 2) -> Iterator[list]:
         producer.join()
 
 
-def raw_chunks(filters: ExportFilters, *, chunk_size: int = 5000) -> Iterator[list[tuple]]:
+def raw_chunks(filters: ExportFilters, *, chunk_size: int = CHUNK_SIZE) -> Iterator[list[tuple]]:
     """The rows of every matching decision, in id order, in lists of up to `chunk_size`.
 
     One query, read through a server-side cursor on PostgreSQL (and `fetchmany` on SQLite):
@@ -388,7 +392,7 @@ def raw_chunks(filters: ExportFilters, *, chunk_size: int = 5000) -> Iterator[li
         yield chunk
 
 
-def raw_rows(filters: ExportFilters, *, chunk_size: int = 5000) -> Iterator[tuple]:
+def raw_rows(filters: ExportFilters, *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
     """`raw_chunks`, a row at a time."""
     for chunk in raw_chunks(filters, chunk_size=chunk_size):
         yield from chunk
@@ -680,7 +684,7 @@ class Export:
         filters: ExportFilters,
         actor=None,
         actor_label: str = "system",
-        chunk_size: int = 5000,
+        chunk_size: int = CHUNK_SIZE,
         rows_per_chunk: int = 500,
     ) -> None:
         if fmt not in FORMATS:

@@ -62,6 +62,15 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def calibration_seconds() -> float:
+    """CPU seconds for an empty 10-million-step Python loop: how fast this machine is right now
+    (a shared VM's speed drifts between runs; rows/s are only comparable at similar values)."""
+    started = time.process_time()
+    for _ in range(10_000_000):
+        pass
+    return round(time.process_time() - started, 2)
+
+
 def run_export(fmt: str, chunk_size: int, *, trace: bool = False) -> dict:
     import tracemalloc
 
@@ -107,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--format", choices=("csv", "jsonl", "dsa"), default="csv")
-    parser.add_argument("--chunk-size", type=int, default=5000)
+    parser.add_argument("--chunk-size", type=int, default=2000)
     parser.add_argument(
         "--keep", action="store_true", help="reuse an already seeded appeals_bench_export database"
     )
@@ -130,6 +139,7 @@ def main() -> None:
         "format": args.format,
         "chunk_size": args.chunk_size,
         "seed": seeded,
+        "calibration_loop_seconds": calibration_seconds(),
         "export": run_export(args.format, args.chunk_size),
         "machine": f"{host_platform.processor() or host_platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {host_platform.python_version()}",

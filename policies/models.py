@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .dsa_mapping import validate_dsa_mapping
+
 
 class ReasoningEffort(models.TextChoices):
     LOW = "low", "Low"
@@ -35,6 +37,11 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # A broken mapping is refused here, when a policy admin saves it, rather than when an
+        # export of statements of reasons meets it.
+        validate_dsa_mapping(self.dsa_mapping)
 
     def current_version(self) -> PolicyVersion | None:
         return self.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()

@@ -18,6 +18,8 @@ from django.core.management import CommandError, call_command
 
 from appeals import decisions, dsa, queueing
 from appeals.exports import Export, ExportFilters
+from appeals.models import REMOVING_ACTIONS
+from policies import dsa_mapping
 from policies.models import Policy
 from tests.builders import appeal, flag, make_policy
 from tests.reviewer.drafts import ready_draft
@@ -195,16 +197,18 @@ def statements(**filters) -> list[dict]:
 
 
 def test_the_enum_keys_in_code_are_the_databases(spec):
-    assert dsa.CATEGORIES == _keys(spec, "STATEMENT_CATEGORIES")
-    assert dsa.KEYWORDS == _keys(spec, "KEYWORDS")
-    assert dsa.DECISION_GROUNDS == _keys(spec, "DECISION_GROUNDS")
-    assert dsa.VISIBILITIES == _keys(spec, "DECISION_VISIBILITIES")
-    assert dsa.CONTENT_TYPES == _keys(spec, "CONTENT_TYPES")
-    assert dsa.SOURCE_TYPES == _keys(spec, "SOURCE_TYPES")
-    assert dsa.AUTOMATED_DECISIONS == _keys(spec, "AUTOMATED_DECISIONS")
-    assert set(dsa.YES_NO) == _keys(spec, "AUTOMATED_DETECTIONS")
-    assert set(dsa.CONTENT_TYPE_FOR_ITEM.values()) <= dsa.CONTENT_TYPES
-    assert set(dsa.VISIBILITY_FOR_ACTION.values()) <= dsa.VISIBILITIES
+    assert dsa_mapping.CATEGORIES == _keys(spec, "STATEMENT_CATEGORIES")
+    assert dsa_mapping.KEYWORDS == _keys(spec, "KEYWORDS")
+    assert dsa_mapping.DECISION_GROUNDS == _keys(spec, "DECISION_GROUNDS")
+    assert dsa_mapping.VISIBILITIES == _keys(spec, "DECISION_VISIBILITIES")
+    assert dsa_mapping.CONTENT_TYPES == _keys(spec, "CONTENT_TYPES")
+    assert dsa_mapping.SOURCE_TYPES == _keys(spec, "SOURCE_TYPES")
+    assert dsa_mapping.AUTOMATED_DECISIONS == _keys(spec, "AUTOMATED_DECISIONS")
+    assert set(dsa_mapping.YES_NO) == _keys(spec, "AUTOMATED_DETECTIONS")
+    assert set(dsa.CONTENT_TYPE_FOR_ITEM.values()) <= dsa_mapping.CONTENT_TYPES
+    assert set(dsa.VISIBILITY_FOR_ACTION.values()) <= dsa_mapping.VISIBILITIES
+    # The actions a mapping may name are the case actions that restrict content.
+    assert set(dsa_mapping.MAPPED_ACTIONS) == set(REMOVING_ACTIONS) == set(dsa.VISIBILITY_FOR_ACTION)
 
 
 def test_spam_casework_yields_valid_statements_only_for_restrictions(
@@ -333,7 +337,7 @@ def test_demo_policies_have_valid_default_mappings():
     mappings = dsa.default_mappings()
     assert set(mappings) == {"spam", *TEEN_SLUGS}
     for slug, mapping in mappings.items():
-        assert dsa.mapping_problems(mapping) == [], slug
+        assert dsa_mapping.mapping_problems(mapping) == [], slug
     for slug in TEEN_SLUGS:
         assert mappings[slug]["default"]["category"] == "STATEMENT_CATEGORY_PROTECTION_OF_MINORS"
 
@@ -423,7 +427,7 @@ def test_a_policys_own_mapping_wins_and_can_use_the_illegal_ground(
 
 
 def test_mapping_problems_are_named():
-    problems = dsa.mapping_problems(
+    problems = dsa_mapping.mapping_problems(
         {
             "default": {
                 "category": "STATEMENT_CATEGORY_SPAM",
@@ -451,9 +455,9 @@ def test_mapping_problems_are_named():
         "visibility.restrict",
     ):
         assert expected in text, expected
-    assert dsa.mapping_problems({}) == []
+    assert dsa_mapping.mapping_problems({}) == []
     with pytest.raises(ValidationError) as excinfo:
-        dsa.validate_dsa_mapping({"default": {"category": "nope"}})
+        dsa_mapping.validate_dsa_mapping({"default": {"category": "nope"}})
     assert "dsa_mapping" in excinfo.value.message_dict
 
 
