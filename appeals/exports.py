@@ -276,9 +276,13 @@ class WholeSeconds(Func):
 def rows_queryset(filters: ExportFilters):
     """Every matching decision as a `_FIELDS` tuple, by id, with its latest decided appeal's
     outcome and time as a JSON object (or None)."""
-    appeal = Decision.objects.filter(case__appealed_decision=OuterRef("id")).order_by(
+    appeals = Decision.objects.filter(case__appealed_decision=OuterRef("id")).order_by(
         "-decided_at", "-id"
     )
+    # One subquery for both facts: each is a probe per decision, and most find none.
+    latest_appeal = appeals.values(
+        json=JSONObject(outcome="outcome", decided_at=IsoTime("decided_at"))
+    )[:1]
     return (
         decisions_queryset(filters)
         .annotate(
@@ -293,12 +297,7 @@ def rows_queryset(filters: ExportFilters):
                 Q(decided_at__gt=F("case__due_at")), output_field=BooleanField()
             ),
             original_decided_at_iso=IsoTime("case__original_decided_at"),
-            # One subquery for both facts: each is a probe per decision, and most find none.
-            appeal=Subquery(
-                appeal.values(json=JSONObject(outcome="outcome", decided_at=IsoTime("decided_at")))[
-                    :1
-                ]
-            ),
+            appeal=Subquery(latest_appeal),
         )
         .order_by("id")
         .values_list(*_FIELDS)
@@ -312,9 +311,9 @@ def _stream_postgres(queryset, chunk_size: int) -> Iterator[list[tuple]]:
     (as it must for a WITH HOLD cursor in autocommit). The next chunk is fetched on a second
     thread while this one formats the current chunk (`_prefetched`): PostgreSQL produces rows
     while Python writes them, instead of each waiting for the other. The rows come as psycopg
-    loads them, without Django's per-value converters: the two JSON columns (rule ids) stay
-    text, as Django's PostgreSQL connection loads jsonb, and `_row` decodes each distinct text
-    once; no other column has a converter.
+    loads them, without Django's per-value converters: the JSON columns (the two rule-id lists,
+    the appeal) stay text, as Django's PostgreSQL connection loads jsonb, and `_row` decodes
+    them (each distinct rule-id text once); no other column has a converter.
     """
     sql, params = queryset.query.sql_with_params()
     with transaction.atomic(), connection.chunked_cursor() as cursor:
@@ -627,7 +626,7 @@ _FLAG_COLUMNS = _columns(
     "decided_late", "agrees_with_model", "accepted_recommendation", "recommendation_shown"
 )
 _RULE_COLUMNS = _columns("rule_ids", "model_rule_ids")
-# Text that comes from outside: ids and names from the platform, model fields, rule ids.
+# Text that comes from outside: ids and names from the platform, rule ids, the model's fields.
 _TEXT_COLUMNS = _columns(
     "platform",
     "case_external_id",
@@ -637,6 +636,7 @@ _TEXT_COLUMNS = _columns(
     "reporter_id",
     "appellant_id",
     "reviewer",
+    "rule_ids",
     "model_rule_ids",
     "model_confidence",
     "model_backend",
