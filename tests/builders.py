@@ -8,7 +8,7 @@ import itertools
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from appeals import intake
+from appeals import decisions, intake, queueing
 from appeals.models import Platform
 from appeals.roles import assign_role
 from appeals.schemas import AppealIn, ItemIn
@@ -68,3 +68,11 @@ def appeal(platform: Platform, *, item_external_id: str, external_id: str | None
         **fields,
     )
     return intake.receive_appeal(platform=platform, payload=payload).case
+
+
+def decide(reviewer, case, **decision):
+    """Claim `case` as `reviewer` and decide it (outcome, action, rule_ids, …)."""
+    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
+    return decisions.decide_case(
+        reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, **decision
+    )

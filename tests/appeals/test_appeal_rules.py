@@ -15,25 +15,13 @@ from appeals.notices import notice_for, rule_line
 from appeals.roles import assign_role
 from appeals.schemas import FieldProblem
 from policies.models import Policy
-from tests.builders import appeal, flag
+from tests.builders import appeal, decide, flag
 from tests.reviewer.drafts import ready_draft
 
 pytestmark = pytest.mark.django_db
 
 REASONING = "SECRET-REASONING: the giveaway smells, I think SP3.a fits better than SP2.b"
 RATIONALE = "SECRET-RATIONALE: an ad for rings"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def decide(reviewer, case, **decision):
-    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
-    return decisions.decide_case(
-        reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, **decision
-    )
 
 
 # --- The appeal window ---------------------------------------------------------------------

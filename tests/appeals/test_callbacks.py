@@ -59,11 +59,6 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def decided(alice, platform, spam_policy):
     """alice removed an ad; the model had drafted it with reasoning the platform must not see."""

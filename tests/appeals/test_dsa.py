@@ -16,12 +16,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from appeals import decisions, dsa, queueing
+from appeals import dsa
 from appeals.exports import Export, ExportFilters
 from appeals.models import REMOVING_ACTIONS
 from policies import dsa_mapping
 from policies.models import Policy
-from tests.builders import appeal, flag, make_policy
+from tests.builders import appeal, decide, flag, make_policy
 from tests.reviewer.drafts import ready_draft
 
 pytestmark = pytest.mark.django_db
@@ -43,11 +43,6 @@ def spec():
     if not SPEC_PATH.exists():
         pytest.skip(f"the DSA spec file is not at {SPEC_PATH} (set DSA_SPEC_PATH)")
     return json.loads(SPEC_PATH.read_text())
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -177,13 +172,6 @@ def assert_valid_statement(statement: dict, spec) -> None:
     for field, limit in limits.items():
         if field in statement:
             assert isinstance(statement[field], str) and 0 < len(statement[field]) <= limit, field
-
-
-def decide(reviewer, case, **decision):
-    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
-    return decisions.decide_case(
-        reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, **decision
-    )
 
 
 def export_statements(**filters) -> tuple[list[list[dict]], Export]:

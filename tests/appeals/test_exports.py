@@ -9,28 +9,15 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from appeals import decisions, queueing
 from appeals.exports import COLUMNS, Export, ExportFilters, Pseudonymiser, neutralise
 from appeals.models import AuditEvent
-from tests.builders import appeal, flag
+from tests.builders import appeal, decide, flag
 from tests.reviewer.drafts import ready_draft
 
 pytestmark = pytest.mark.django_db
 
 REASONING = "SECRET-CHAIN-OF-THOUGHT the model mulled it over"
 RATIONALE = "SECRET-RATIONALE it is an ad"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def decide(reviewer, case, **decision):
-    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
-    return decisions.decide_case(
-        reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, **decision
-    )
 
 
 @pytest.fixture

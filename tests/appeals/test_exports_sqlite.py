@@ -19,7 +19,6 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.utils import timezone
-from appeals import decisions, queueing
 from appeals.exports import Export, ExportFilters
 from appeals.models import Case, Decision
 from appeals.roles import bootstrap_roles
@@ -31,20 +30,14 @@ builders.make_policy()
 alice = builders.make_user("alice", "reviewer")
 carol = builders.make_user("carol", "senior_reviewer")
 
-def decide(reviewer, case, **decision):
-    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
-    return decisions.decide_case(
-        reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, **decision
-    )
-
 ad = builders.flag(platform, external_id="ad-1", author_id="author-7")
-removed = decide(alice, ad, outcome="violating", action="remove", rule_ids=["SP2.b"])
+removed = builders.decide(alice, ad, outcome="violating", action="remove", rule_ids=["SP2.b"])
 # Received on a whole second, 90 s and a fraction before the decision: no fraction to
 # write, and a duration to truncate.
 whole = removed.decided_at.replace(microsecond=0) - dt.timedelta(seconds=90)
 Case.objects.filter(id=ad.id).update(created_at=whole)
 complaint = builders.appeal(platform, item_external_id="ad-1", appellant_id="author-7")
-decide(carol, complaint, outcome="overturn")
+builders.decide(carol, complaint, outcome="overturn")
 
 expected = {}
 for d in Decision.objects.select_related("case"):
