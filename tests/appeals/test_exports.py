@@ -310,7 +310,7 @@ def test_only_auditors_may_export(request, client, who):
 def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
     from django.db import connection
 
-    from appeals.exports import _FIELDS, raw_rows, rows_queryset
+    from appeals.exports import _FIELDS, raw_chunks, rows_queryset
 
     if connection.vendor != "postgresql":
         pytest.skip("the prefetching server-side cursor is PostgreSQL only")
@@ -321,7 +321,7 @@ def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
             json.loads(v) if i in json_at and v is not None else v for i, v in enumerate(row)
         )
 
-    fast = [decoded(row) for row in raw_rows(ExportFilters(), chunk_size=3)]
+    fast = [decoded(row) for chunk in raw_chunks(ExportFilters(), chunk_size=3) for row in chunk]
     assert fast == list(rows_queryset(ExportFilters()))
     assert len(fast) == 4
 
