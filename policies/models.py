@@ -27,7 +27,18 @@ class Policy(models.Model):
     decide_within_hours = models.PositiveIntegerField(default=24)
     appeal_decide_within_hours = models.PositiveIntegerField(default=72)
     # Rule id prefix -> DSA category / decision ground, for statements of reasons.
-    dsa_mapping = models.JSONField(default=dict, blank=True)
+    dsa_mapping = models.JSONField(
+        "DSA mapping",
+        default=dict,
+        blank=True,
+        help_text=(
+            'The policy\'s rules in the EU DSA Transparency Database\'s terms: {"default": '
+            '{"category": "STATEMENT_CATEGORY_…", "decision_ground": "DECISION_GROUND_…"}, '
+            '"rules": {"SP3": {…}, "SP3.b": {…}}}; a rule takes default, then its tier, then '
+            "its own entry. Empty: the mapping shipped for this policy, if any, else "
+            '"other violation of terms and conditions".'
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
