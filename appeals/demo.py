@@ -17,7 +17,6 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
 
 from policies.models import PolicyVersion
 from policies.services import import_policy_version
@@ -165,7 +164,6 @@ def load_demo(*, root: Path | None = None, cases: int = 200, password: str | Non
 def _demo_appeals(platform: Platform) -> int:
     """A few users appeal removals the platform made before the item reached this console."""
     created = 0
-    decided_at = timezone.now() - dt.timedelta(days=3)
     statements = [
         "This is a scene from the horror novel I'm writing, not something real.",
         "I was asking how to stay safe, I wasn't encouraging anyone.",
@@ -173,8 +171,15 @@ def _demo_appeals(platform: Platform) -> int:
     ]
     items = list(Case.objects.filter(platform=platform, kind=Case.Kind.FLAG)
                  .select_related("item").order_by("id")[: len(statements)])
+    # A database loaded by an earlier version of the demo holds these appeals with other bodies.
+    loaded = set(Case.objects.filter(platform=platform, kind=Case.Kind.APPEAL)
+                 .values_list("external_id", flat=True))
     with transaction.atomic():
         for case, statement in zip(items, statements, strict=False):
+            if f"appeal-{case.external_id}" in loaded:
+                continue
+            # The platform removed it the day before the flag reached this console.
+            decided_at = case.created_at - dt.timedelta(days=1)
             payload = AppealIn(
                 external_id=f"appeal-{case.external_id}",
                 item_external_id=case.external_id,
