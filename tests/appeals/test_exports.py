@@ -284,6 +284,13 @@ def test_auditor_downloads_a_streamed_csv(casework, client, erin):
     assert (event.actor, event.data["format"], event.data["rows"]) == (erin, "csv", 4)
 
 
+def test_the_exports_page_is_in_the_auditors_navigation_only(client, erin, alice):
+    client.force_login(erin)
+    assert b'href="/exports/"' in client.get("/").content
+    client.force_login(alice)
+    assert b'href="/exports/"' not in client.get("/").content
+
+
 def test_dsa_download_from_the_console(casework, client, erin):
     client.force_login(erin)
     response = client.get("/exports/statements-of-reasons.jsonl")
