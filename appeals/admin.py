@@ -49,7 +49,15 @@ class CaseAdmin(ReadOnlyAdmin):
 
 @admin.register(Recommendation)
 class RecommendationAdmin(ReadOnlyAdmin):
-    list_display = ("id", "case", "status", "failure_reason", "violation", "model_id", "finished_at")
+    list_display = (
+        "id",
+        "case",
+        "status",
+        "failure_reason",
+        "violation",
+        "model_id",
+        "finished_at",
+    )
     list_filter = ("status", "failure_reason", "backend")
 
 

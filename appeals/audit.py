@@ -33,8 +33,9 @@ class PendingEvent:
     data: dict | None = None
 
 
-def canonical_content(*, prev_hash: str, kind: str, case_id, actor_id, actor_label: str,
-                      created_at, data: dict) -> str:
+def canonical_content(
+    *, prev_hash: str, kind: str, case_id, actor_id, actor_label: str, created_at, data: dict
+) -> str:
     """The exact text an event's hash covers: every stored field but `hash` itself.
 
     Keys are sorted and the time is written in UTC, so the text is the same whether the row came
@@ -118,8 +119,14 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
     return AuditEvent.objects.bulk_create(rows)
 
 
-def record_event(kind: str, *, case: Case | None, actor=None, actor_label: str = "system",
-                 data: dict | None = None) -> AuditEvent:
+def record_event(
+    kind: str,
+    *,
+    case: Case | None,
+    actor=None,
+    actor_label: str = "system",
+    data: dict | None = None,
+) -> AuditEvent:
     return record_events([PendingEvent(kind, case, actor, actor_label, data)])[0]
 
 
@@ -151,15 +158,37 @@ def verify_chain(*, chunk_size: int = 5000, expect_head: str = "") -> ChainRepor
     checked = 0
     last_id = 0
     seen_expected = not expect_head
-    fields = ("id", "kind", "case_id", "actor_id", "actor_label", "created_at", "data",
-              "prev_hash", "hash")
+    fields = (
+        "id",
+        "kind",
+        "case_id",
+        "actor_id",
+        "actor_label",
+        "created_at",
+        "data",
+        "prev_hash",
+        "hash",
+    )
     while True:
         chunk = list(
-            AuditEvent.objects.filter(id__gt=last_id).order_by("id").values_list(*fields)[:chunk_size]
+            AuditEvent.objects.filter(id__gt=last_id)
+            .order_by("id")
+            .values_list(*fields)[:chunk_size]
         )
         if not chunk:
             break
-        for id_, kind, case_id, actor_id, actor_label, created_at, data, stored_prev, stored in chunk:
+        for (
+            id_,
+            kind,
+            case_id,
+            actor_id,
+            actor_label,
+            created_at,
+            data,
+            stored_prev,
+            stored,
+        ) in chunk:
+
             def broken(problem: str) -> ChainReport:
                 return ChainReport(checked, last_id or None, prev_hash, id_, kind, case_id, problem)  # noqa: B023
 
@@ -169,9 +198,15 @@ def verify_chain(*, chunk_size: int = 5000, expect_head: str = "") -> ChainRepor
                     f"({prev_hash[:12]}…): an event before it was removed, or this one was "
                     "inserted or moved"
                 )
-            content = canonical_content(prev_hash=stored_prev, kind=kind, case_id=case_id,
-                                        actor_id=actor_id, actor_label=actor_label,
-                                        created_at=created_at, data=data)
+            content = canonical_content(
+                prev_hash=stored_prev,
+                kind=kind,
+                case_id=case_id,
+                actor_id=actor_id,
+                actor_label=actor_label,
+                created_at=created_at,
+                data=data,
+            )
             if hashlib.sha256(content.encode()).hexdigest() != stored:
                 return broken("its content does not match its hash: the event was altered")
             prev_hash = stored
@@ -181,8 +216,10 @@ def verify_chain(*, chunk_size: int = 5000, expect_head: str = "") -> ChainRepor
                 seen_expected = True
     if not seen_expected:
         return ChainReport(
-            checked, last_id or None, prev_hash,
+            checked,
+            last_id or None,
+            prev_hash,
             problem=f"the expected head {expect_head[:12]}… is not in the chain: events after it "
-                    "were removed, or the chain was rewritten",
+            "were removed, or the chain was rewritten",
         )
     return ChainReport(checked, last_id or None, prev_hash)

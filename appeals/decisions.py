@@ -57,23 +57,33 @@ def _check_outcome(case: Case, outcome: str, action: str, rule_ids: list[str]) -
     allowed = APPEAL_OUTCOMES if case.is_appeal else FLAG_OUTCOMES
     if outcome not in allowed:
         raise ValidationError(
-            {"outcome": f"{outcome!r} is not an outcome for {'an appeal' if case.is_appeal else 'a flag'}; "
-                        f"choose one of {', '.join(allowed)}"}
+            {
+                "outcome": f"{outcome!r} is not an outcome for {'an appeal' if case.is_appeal else 'a flag'}; "
+                f"choose one of {', '.join(allowed)}"
+            }
         )
     if case.is_appeal:
         # Upholding keeps the original action; overturning reverses it.
         if outcome == Outcome.UPHOLD:
             action = case.original_action
         else:
-            action = Action.NONE if case.original_action in REMOVING_ACTIONS else (action or Action.REMOVE)
+            action = (
+                Action.NONE
+                if case.original_action in REMOVING_ACTIONS
+                else (action or Action.REMOVE)
+            )
         if action not in Action.values:
             raise ValidationError({"action": f"{action!r} is not an action"})
     elif outcome == Outcome.VIOLATING:
         if action not in REMOVING_ACTIONS:
-            raise ValidationError({"action": "a violating item needs an action: remove, restrict or label"})
+            raise ValidationError(
+                {"action": "a violating item needs an action: remove, restrict or label"}
+            )
     else:
         if action not in ("", Action.NONE):
-            raise ValidationError({"action": "an item that does not violate the policy gets no action"})
+            raise ValidationError(
+                {"action": "an item that does not violate the policy gets no action"}
+            )
         action = Action.NONE
     removing = action in REMOVING_ACTIONS
     if removing and not rule_ids:
@@ -93,32 +103,52 @@ def record_blind_call(*, reviewer, case_id: int, lease_token, outcome: str, rule
     """In a blind-first queue, the reviewer's own call before the model's draft is shown."""
     now = timezone.now()
     with transaction.atomic():
-        case = locked_case_with_lease(reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now)
+        case = locked_case_with_lease(
+            reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
+        )
         _require_may_decide(reviewer, case)
         allowed = APPEAL_OUTCOMES if case.is_appeal else FLAG_OUTCOMES
         if outcome not in allowed:
             raise ValidationError({"outcome": f"choose one of {', '.join(allowed)}"})
         rule_ids = _clean_rule_ids(case, rule_ids)
-        record_events([PendingEvent("blind_call", case, actor=reviewer,
-                                    data={"outcome": outcome, "rule_ids": rule_ids})])
+        record_events(
+            [
+                PendingEvent(
+                    "blind_call",
+                    case,
+                    actor=reviewer,
+                    data={"outcome": outcome, "rule_ids": rule_ids},
+                )
+            ]
+        )
     return case
 
 
 def blind_call_for(case: Case, reviewer) -> dict | None:
     event = (
-        case.events.filter(kind="blind_call", actor=reviewer)
-        .order_by("-id").values("data").first()
+        case.events.filter(kind="blind_call", actor=reviewer).order_by("-id").values("data").first()
     )
     return event["data"] if event else None
 
 
-def decide_case(*, reviewer, case_id: int, lease_token, outcome: str, action: str = "",
-                rule_ids=(), note: str = "", accepted_recommendation: bool = False,
-                recommendation_shown: bool = True) -> Decision:
+def decide_case(
+    *,
+    reviewer,
+    case_id: int,
+    lease_token,
+    outcome: str,
+    action: str = "",
+    rule_ids=(),
+    note: str = "",
+    accepted_recommendation: bool = False,
+    recommendation_shown: bool = True,
+) -> Decision:
     """Record the reviewer's final decision. Requires the live lease token."""
     now = timezone.now()
     with transaction.atomic():
-        case = locked_case_with_lease(reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now)
+        case = locked_case_with_lease(
+            reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
+        )
         _require_may_decide(reviewer, case)
         rule_ids = _clean_rule_ids(case, rule_ids)
         action = _check_outcome(case, outcome, action, rule_ids)
@@ -141,7 +171,9 @@ def decide_case(*, reviewer, case_id: int, lease_token, outcome: str, action: st
             recommendation_shown=recommendation_shown,
             blind_outcome=blind_outcome,
             blind_rule_ids=blind["rule_ids"] if blind else [],
-            blind_agrees_with_model=(blind_outcome == model_outcome) if (blind and model_outcome) else None,
+            blind_agrees_with_model=(blind_outcome == model_outcome)
+            if (blind and model_outcome)
+            else None,
             claimed_at=case.claimed_at,
         )
         case.status = Case.Status.DECIDED
@@ -149,16 +181,25 @@ def decide_case(*, reviewer, case_id: int, lease_token, outcome: str, action: st
         case.lease_token = None
         case.lease_expires_at = None
         case.save(update_fields=["status", "claimed_by", "lease_token", "lease_expires_at"])
-        record_events([PendingEvent("decided", case, actor=reviewer, data={
-            "decision_id": decision.id,
-            "outcome": outcome,
-            "action": action,
-            "rule_ids": rule_ids,
-            "recommendation_id": recommendation.id if recommendation else None,
-            "model_outcome": model_outcome,
-            "agrees_with_model": decision.agrees_with_model,
-            "accepted_recommendation": decision.accepted_recommendation,
-        })])
+        record_events(
+            [
+                PendingEvent(
+                    "decided",
+                    case,
+                    actor=reviewer,
+                    data={
+                        "decision_id": decision.id,
+                        "outcome": outcome,
+                        "action": action,
+                        "rule_ids": rule_ids,
+                        "recommendation_id": recommendation.id if recommendation else None,
+                        "model_outcome": model_outcome,
+                        "agrees_with_model": decision.agrees_with_model,
+                        "accepted_recommendation": decision.accepted_recommendation,
+                    },
+                )
+            ]
+        )
         transaction.on_commit(lambda: _after_decision(decision.id))
     return decision
 

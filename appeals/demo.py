@@ -56,19 +56,32 @@ def load_policies(root: Path) -> list[PolicyVersion]:
     versions = []
     pack = root / "teen-safety-policy-pack"
     notice = (pack / "LICENSE").read_text()[:2000] if (pack / "LICENSE").exists() else ""
-    notice = ("ROOST Teen Safety policy pack (roostorg/model-community), Apache-2.0, "
-              "with its USAGE_POLICY.\n\n" + notice)
+    notice = (
+        "ROOST Teen Safety policy pack (roostorg/model-community), Apache-2.0, "
+        "with its USAGE_POLICY.\n\n" + notice
+    )
     for slug, name in TEEN_SAFETY.items():
         path = pack / "example_policies" / slug / "policy.md"
-        versions.append(import_policy_version(slug=slug, name=name, text=path.read_text(),
-                                              source=str(path.relative_to(root)), licence_notice=notice))
+        versions.append(
+            import_policy_version(
+                slug=slug,
+                name=name,
+                text=path.read_text(),
+                source=str(path.relative_to(root)),
+                licence_notice=notice,
+            )
+        )
     spam = root / "spam-policy-example"
-    versions.append(import_policy_version(
-        slug="spam", name="Spam (OpenAI example)", text=(spam / "policy.txt").read_text(),
-        source="spam-policy-example/policy.txt",
-        licence_notice="OpenAI gpt-oss-safeguard example policy, Apache-2.0.\n\n"
-        + (spam / "LICENSE").read_text()[:2000],
-    ))
+    versions.append(
+        import_policy_version(
+            slug="spam",
+            name="Spam (OpenAI example)",
+            text=(spam / "policy.txt").read_text(),
+            source="spam-policy-example/policy.txt",
+            licence_notice="OpenAI gpt-oss-safeguard example policy, Apache-2.0.\n\n"
+            + (spam / "LICENSE").read_text()[:2000],
+        )
+    )
     return versions
 
 
@@ -93,15 +106,17 @@ def _moderation_items(root: Path, limit: int) -> list[ItemIn]:
             text = sample["prompt"].strip()
             if not text:
                 continue
-            items.append(ItemIn(
-                external_id=f"openai-moderation-{line_no}",
-                policy=policy,
-                content=text[: settings.CONTENT_MAX_CHARS],
-                source="user_report" if line_no % 5 else "automated",
-                author_id=f"user-{line_no % 37}",
-                reporter_id=f"reporter-{line_no % 11}",
-                metadata={"dataset": "openai-moderation", "line": line_no, "labels": labels},
-            ))
+            items.append(
+                ItemIn(
+                    external_id=f"openai-moderation-{line_no}",
+                    policy=policy,
+                    content=text[: settings.CONTENT_MAX_CHARS],
+                    source="user_report" if line_no % 5 else "automated",
+                    author_id=f"user-{line_no % 37}",
+                    reporter_id=f"reporter-{line_no % 11}",
+                    metadata={"dataset": "openai-moderation", "line": line_no, "labels": labels},
+                )
+            )
     return items
 
 
@@ -111,14 +126,16 @@ def _spam_items(root: Path) -> list[ItemIn]:
         for row in csv.reader(handle):
             if len(row) < 10 or not row[0].strip().isdigit() or not row[1].strip():
                 continue
-            items.append(ItemIn(
-                external_id=f"spam-golden-{row[0].strip()}",
-                policy="spam",
-                content=row[1].strip(),
-                source="automated",
-                author_id=f"sender-{int(row[0]) % 13}",
-                metadata={"dataset": "spam-policy-example", "label": row[9].strip()},
-            ))
+            items.append(
+                ItemIn(
+                    external_id=f"spam-golden-{row[0].strip()}",
+                    policy="spam",
+                    content=row[1].strip(),
+                    source="automated",
+                    author_id=f"sender-{int(row[0]) % 13}",
+                    metadata={"dataset": "spam-policy-example", "label": row[9].strip()},
+                )
+            )
     return items
 
 
@@ -140,21 +157,27 @@ def ensure_demo_users(password: str | None) -> str:
         user.save()
         for role in roles:
             assign_role(user, role)
-    admin, _ = User.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+    admin, _ = User.objects.get_or_create(
+        username="admin", defaults={"is_staff": True, "is_superuser": True}
+    )
     admin.is_staff = admin.is_superuser = True
     admin.set_password(password)
     admin.save()
     return password
 
 
-def load_demo(*, root: Path | None = None, cases: int = 200, password: str | None = None) -> DemoSummary:
+def load_demo(
+    *, root: Path | None = None, cases: int = 200, password: str | None = None
+) -> DemoSummary:
     root = root or datasets_dir()
     versions = load_policies(root)
     platform, _ = Platform.objects.get_or_create(slug="demo", defaults={"name": "Demo platform"})
     payloads = _moderation_items(root, cases) + _spam_items(root)
     created = 0
     for start in range(0, len(payloads), 500):
-        outcomes = intake.receive_items_bulk(platform=platform, payloads=payloads[start:start + 500], invalid={})
+        outcomes = intake.receive_items_bulk(
+            platform=platform, payloads=payloads[start : start + 500], invalid={}
+        )
         created += sum(1 for o in outcomes if o.status == 201)
     appeals = _demo_appeals(platform)
     password = ensure_demo_users(password)
@@ -169,11 +192,17 @@ def _demo_appeals(platform: Platform) -> int:
         "I was asking how to stay safe, I wasn't encouraging anyone.",
         "My post was removed but it's a quote from the news.",
     ]
-    items = list(Case.objects.filter(platform=platform, kind=Case.Kind.FLAG)
-                 .select_related("item").order_by("id")[: len(statements)])
+    items = list(
+        Case.objects.filter(platform=platform, kind=Case.Kind.FLAG)
+        .select_related("item")
+        .order_by("id")[: len(statements)]
+    )
     # A database loaded by an earlier version of the demo holds these appeals with other bodies.
-    loaded = set(Case.objects.filter(platform=platform, kind=Case.Kind.APPEAL)
-                 .values_list("external_id", flat=True))
+    loaded = set(
+        Case.objects.filter(platform=platform, kind=Case.Kind.APPEAL).values_list(
+            "external_id", flat=True
+        )
+    )
     with transaction.atomic():
         for case, statement in zip(items, statements, strict=False):
             if f"appeal-{case.external_id}" in loaded:

@@ -49,15 +49,16 @@ def request_draft(*, case: Case, actor) -> Recommendation:
         recommendation = Recommendation.objects.create(
             case=case, policy_version_id=case.policy_version_id, requested_by=actor
         )
-        record_event("draft_requested", case=case, actor=actor,
-                     data={"recommendation_id": recommendation.id})
+        record_event(
+            "draft_requested", case=case, actor=actor, data={"recommendation_id": recommendation.id}
+        )
         _enqueue_on_commit([recommendation.id])
     return recommendation
 
 
 def _enqueue_on_commit(recommendation_ids: list[int]) -> None:
     batch = settings.SAFEGUARD_BATCH_SIZE
-    chunks = [recommendation_ids[i:i + batch] for i in range(0, len(recommendation_ids), batch)]
+    chunks = [recommendation_ids[i : i + batch] for i in range(0, len(recommendation_ids), batch)]
     transaction.on_commit(lambda: enqueue_drafts(chunks))
 
 
@@ -74,8 +75,10 @@ def enqueue_drafts(chunks: list[list[int]]) -> None:
                 draft_recommendations.apply_async((chunk,), producer=producer)
                 sent.extend(chunk)
     except Exception:
-        log.exception("could not enqueue all drafts (%d sent); the recovery sweep will resend the rest",
-                      len(sent))
+        log.exception(
+            "could not enqueue all drafts (%d sent); the recovery sweep will resend the rest",
+            len(sent),
+        )
     if sent:
         Recommendation.objects.filter(id__in=sent, status=Recommendation.Status.PENDING).update(
             enqueued_at=timezone.now()
@@ -88,7 +91,9 @@ def _case_spec(case: Case) -> CaseSpec:
         original = OriginalDecision(
             outcome=case.original_action,
             rule_ids=tuple(case.original_rule_ids),
-            decided_at=case.original_decided_at.date().isoformat() if case.original_decided_at else None,
+            decided_at=case.original_decided_at.date().isoformat()
+            if case.original_decided_at
+            else None,
         )
     return CaseSpec(
         key=str(case.id),
@@ -99,8 +104,9 @@ def _case_spec(case: Case) -> CaseSpec:
     )
 
 
-def start_drafts(recommendation_ids: Sequence[int], *, now: dt.datetime | None = None
-                 ) -> dict[int, uuid.UUID]:
+def start_drafts(
+    recommendation_ids: Sequence[int], *, now: dt.datetime | None = None
+) -> dict[int, uuid.UUID]:
     """Take pending recommendations for this run. Returns {id: run token} for those taken."""
     now = now or timezone.now()
     taken: dict[int, uuid.UUID] = {}
@@ -109,12 +115,20 @@ def start_drafts(recommendation_ids: Sequence[int], *, now: dt.datetime | None =
         with transaction.atomic():
             updated = Recommendation.objects.filter(
                 id=rec_id, status=Recommendation.Status.PENDING
-            ).update(status=Recommendation.Status.RUNNING, started_at=now, run_token=token,
-                     attempts=F("attempts") + 1)
+            ).update(
+                status=Recommendation.Status.RUNNING,
+                started_at=now,
+                run_token=token,
+                attempts=F("attempts") + 1,
+            )
             if updated:
                 rec = Recommendation.objects.only("case_id").get(id=rec_id)
-                record_event("draft_started", case=Case(id=rec.case_id), actor_label="worker",
-                             data={"recommendation_id": rec_id})
+                record_event(
+                    "draft_started",
+                    case=Case(id=rec.case_id),
+                    actor_label="worker",
+                    data={"recommendation_id": rec_id},
+                )
                 taken[rec_id] = token
     return taken
 
@@ -153,19 +167,36 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
             id=rec_id, status=Recommendation.Status.RUNNING, run_token=token
         ).update(**fields)
         if not updated:
-            log.info("recommendation %s was taken over or finished elsewhere; answer dropped", rec_id)
+            log.info(
+                "recommendation %s was taken over or finished elsewhere; answer dropped", rec_id
+            )
             return False
         rec = Recommendation.objects.only("case_id").get(id=rec_id)
         if draft.is_ready:
-            record_event("drafted", case=Case(id=rec.case_id), actor_label=f"model:{provenance.model_id}",
-                         data={"recommendation_id": rec_id, "violation": draft.violation,
-                               "rule_ids": list(draft.rule_ids), "confidence": draft.confidence,
-                               "model_id": provenance.model_id,
-                               "prompt_sha256": provenance.prompt_sha256})
+            record_event(
+                "drafted",
+                case=Case(id=rec.case_id),
+                actor_label=f"model:{provenance.model_id}",
+                data={
+                    "recommendation_id": rec_id,
+                    "violation": draft.violation,
+                    "rule_ids": list(draft.rule_ids),
+                    "confidence": draft.confidence,
+                    "model_id": provenance.model_id,
+                    "prompt_sha256": provenance.prompt_sha256,
+                },
+            )
         else:
-            record_event("draft_failed", case=Case(id=rec.case_id), actor_label="worker",
-                         data={"recommendation_id": rec_id, "reason": fields["failure_reason"],
-                               "detail": draft.failure_detail[:500]})
+            record_event(
+                "draft_failed",
+                case=Case(id=rec.case_id),
+                actor_label="worker",
+                data={
+                    "recommendation_id": rec_id,
+                    "reason": fields["failure_reason"],
+                    "detail": draft.failure_detail[:500],
+                },
+            )
     return True
 
 
@@ -174,9 +205,8 @@ def run_drafts(recommendation_ids: Sequence[int]) -> int:
     taken = start_drafts(recommendation_ids)
     if not taken:
         return 0
-    recs = (
-        Recommendation.objects.filter(id__in=taken)
-        .select_related("case__item", "policy_version__policy")
+    recs = Recommendation.objects.filter(id__in=taken).select_related(
+        "case__item", "policy_version__policy"
     )
     by_version: dict[int, list[Recommendation]] = defaultdict(list)
     for rec in recs:
@@ -186,7 +216,9 @@ def run_drafts(recommendation_ids: Sequence[int]) -> int:
     stored = 0
     for group in by_version.values():
         spec = policy_spec(group[0].policy_version)
-        drafts = engine.draft(spec, [_case_spec(rec.case) for rec in group], conversation_date=today)
+        drafts = engine.draft(
+            spec, [_case_spec(rec.case) for rec in group], conversation_date=today
+        )
         for rec, draft in zip(group, drafts, strict=True):
             if draft.failure_reason and draft.failure_reason.value == "not_configured":
                 log.warning("Draft for case %s not run: %s", rec.case_id, draft.failure_detail)
@@ -202,8 +234,9 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     limit = now - dt.timedelta(seconds=settings.DRAFT_STALL_SECONDS)
     stalled = list(
-        Recommendation.objects.filter(status=Recommendation.Status.RUNNING, started_at__lt=limit)
-        .values_list("id", "case_id", "attempts")
+        Recommendation.objects.filter(
+            status=Recommendation.Status.RUNNING, started_at__lt=limit
+        ).values_list("id", "case_id", "attempts")
     )
     retry_ids = []
     for rec_id, case_id, attempts in stalled:
@@ -213,30 +246,45 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
             )
             if attempts >= settings.DRAFT_MAX_ATTEMPTS:
                 updated = base.update(
-                    status=Recommendation.Status.FAILED, failure_reason="timeout",
+                    status=Recommendation.Status.FAILED,
+                    failure_reason="timeout",
                     failure_detail=f"the draft stalled {attempts} times (the worker stopped or "
-                                   f"ran past {settings.DRAFT_STALL_SECONDS} s); request it again",
-                    finished_at=now, run_token=None)
+                    f"ran past {settings.DRAFT_STALL_SECONDS} s); request it again",
+                    finished_at=now,
+                    run_token=None,
+                )
                 kind = "draft_failed"
             else:
                 updated = base.update(status=Recommendation.Status.PENDING, run_token=None)
                 kind = "draft_recovered"
             if updated:
-                record_events([PendingEvent(kind, Case(id=case_id), actor_label="system",
-                                            data={"recommendation_id": rec_id, "attempts": attempts,
-                                                  "reason": "timeout" if kind == "draft_failed" else "stalled"})])
+                record_events(
+                    [
+                        PendingEvent(
+                            kind,
+                            Case(id=case_id),
+                            actor_label="system",
+                            data={
+                                "recommendation_id": rec_id,
+                                "attempts": attempts,
+                                "reason": "timeout" if kind == "draft_failed" else "stalled",
+                            },
+                        )
+                    ]
+                )
                 if kind == "draft_recovered":
                     retry_ids.append(rec_id)
     # Requests never picked up (the broker was down when they were made, or lost a message).
     forgotten = list(
         Recommendation.objects.filter(status=Recommendation.Status.PENDING, requested_at__lt=limit)
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=limit))
-        .exclude(id__in=retry_ids).values_list("id", flat=True)[:10_000]
+        .exclude(id__in=retry_ids)
+        .values_list("id", flat=True)[:10_000]
     )
     retry_ids.extend(forgotten)
     if retry_ids:
         batch = settings.SAFEGUARD_BATCH_SIZE
-        enqueue_drafts([retry_ids[i:i + batch] for i in range(0, len(retry_ids), batch)])
+        enqueue_drafts([retry_ids[i : i + batch] for i in range(0, len(retry_ids), batch)])
     return len(stalled) + len(forgotten)
 
 
@@ -245,4 +293,8 @@ def latest_recommendation(case: Case) -> Recommendation | None:
 
 
 def latest_ready_recommendation(case: Case) -> Recommendation | None:
-    return case.recommendations.filter(status=Recommendation.Status.READY).order_by("-finished_at", "-id").first()
+    return (
+        case.recommendations.filter(status=Recommendation.Status.READY)
+        .order_by("-finished_at", "-id")
+        .first()
+    )

@@ -74,7 +74,6 @@ _PUID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
 _PUID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-
 @cache
 def default_mappings() -> dict[str, dict]:
     """The shipped mappings for the demo policies, keyed by policy slug."""

@@ -58,8 +58,9 @@ def _actor_label(platform: Platform) -> str:
     return f"api:{platform.slug}"
 
 
-def _build_flag(platform: Platform, payload: ItemIn, version: PolicyVersion, fingerprint: str,
-                now: dt.datetime) -> tuple[Item, Case]:
+def _build_flag(
+    platform: Platform, payload: ItemIn, version: PolicyVersion, fingerprint: str, now: dt.datetime
+) -> tuple[Item, Case]:
     item = Item(
         platform=platform,
         external_id=payload.external_id,
@@ -160,8 +161,9 @@ class BulkOutcome:
     problems: tuple[dict, ...] = ()
 
 
-def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
-                       invalid: dict[int, list[dict]]) -> list[BulkOutcome]:
+def receive_items_bulk(
+    *, platform: Platform, payloads: list[ItemIn | None], invalid: dict[int, list[dict]]
+) -> list[BulkOutcome]:
     """Queue many items in one transaction. Items already rejected by validation come in as None
     with their problems in `invalid`. Each valid item is written whole or not at all."""
     outcomes: dict[int, BulkOutcome] = {
@@ -176,8 +178,17 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
         previous = seen_in_request.get(payload.external_id)
         if previous is not None:
             if previous[1] != fingerprint:
-                outcomes[index] = BulkOutcome(index, payload.external_id, 409, problems=(
-                    {"field": "external_id", "problem": f"{payload.external_id!r} appears earlier in this request (item {previous[0]}) with a different body"},))
+                outcomes[index] = BulkOutcome(
+                    index,
+                    payload.external_id,
+                    409,
+                    problems=(
+                        {
+                            "field": "external_id",
+                            "problem": f"{payload.external_id!r} appears earlier in this request (item {previous[0]}) with a different body",
+                        },
+                    ),
+                )
             else:
                 outcomes[index] = BulkOutcome(index, payload.external_id, -previous[0] - 1)
             continue
@@ -187,7 +198,8 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
     existing = {
         case.external_id: case
         for case in Case.objects.filter(
-            platform=platform, kind=Case.Kind.FLAG,
+            platform=platform,
+            kind=Case.Kind.FLAG,
             external_id__in=[p.external_id for _, p, _ in candidates],
         )
     }
@@ -199,8 +211,17 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
             if case.request_sha256 == fingerprint:
                 outcomes[index] = BulkOutcome(index, payload.external_id, 200, case)
             else:
-                outcomes[index] = BulkOutcome(index, payload.external_id, 409, problems=(
-                    {"field": "external_id", "problem": f"{payload.external_id!r} was already received with a different body"},))
+                outcomes[index] = BulkOutcome(
+                    index,
+                    payload.external_id,
+                    409,
+                    problems=(
+                        {
+                            "field": "external_id",
+                            "problem": f"{payload.external_id!r} was already received with a different body",
+                        },
+                    ),
+                )
             continue
         if payload.policy not in versions:
             try:
@@ -209,18 +230,23 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
                 versions[payload.policy] = problem
         version = versions[payload.policy]
         if isinstance(version, FieldProblem):
-            outcomes[index] = BulkOutcome(index, payload.external_id, 422, problems=(version.as_dict(),))
+            outcomes[index] = BulkOutcome(
+                index, payload.external_id, 422, problems=(version.as_dict(),)
+            )
             continue
         to_create.append((index, payload, fingerprint, version))
 
     # One query for the lot, not one per item.
-    taken = _items_taken_by_appeals(platform, [payload.external_id for _, payload, _, _ in to_create])
+    taken = _items_taken_by_appeals(
+        platform, [payload.external_id for _, payload, _, _ in to_create]
+    )
     if taken:
         for index, payload, _, _ in to_create:
             if payload.external_id in taken:
                 problem = _taken_by_appeal_problem(payload.external_id)
-                outcomes[index] = BulkOutcome(index, payload.external_id, 409,
-                                              problems=(problem.as_dict(),))
+                outcomes[index] = BulkOutcome(
+                    index, payload.external_id, 409, problems=(problem.as_dict(),)
+                )
         to_create = [row for row in to_create if row[1].external_id not in taken]
 
     if to_create:
@@ -233,17 +259,23 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
                 try:
                     result = receive_item(platform=platform, payload=payload)
                 except IntegrityError:
-                    problem = FieldProblem("external_id", "was being written by another request at the "
-                                           "same time; send it again", status=409)
-                    outcomes[index] = BulkOutcome(index, payload.external_id, problem.status,
-                                                  problems=(problem.as_dict(),))
+                    problem = FieldProblem(
+                        "external_id",
+                        "was being written by another request at the same time; send it again",
+                        status=409,
+                    )
+                    outcomes[index] = BulkOutcome(
+                        index, payload.external_id, problem.status, problems=(problem.as_dict(),)
+                    )
                     continue
                 except FieldProblem as problem:
-                    outcomes[index] = BulkOutcome(index, payload.external_id, problem.status,
-                                                  problems=(problem.as_dict(),))
+                    outcomes[index] = BulkOutcome(
+                        index, payload.external_id, problem.status, problems=(problem.as_dict(),)
+                    )
                     continue
-                outcomes[index] = BulkOutcome(index, payload.external_id,
-                                              201 if result.created else 200, result.case)
+                outcomes[index] = BulkOutcome(
+                    index, payload.external_id, 201 if result.created else 200, result.case
+                )
         for index, case in created.items():
             outcomes[index] = BulkOutcome(index, case.external_id, 201, case)
 
@@ -251,8 +283,13 @@ def receive_items_bulk(*, platform: Platform, payloads: list[ItemIn | None],
     for index, outcome in list(outcomes.items()):
         if outcome.status < 0:
             first = outcomes[-outcome.status - 1]
-            outcomes[index] = BulkOutcome(index, outcome.external_id, 200 if first.case else first.status,
-                                          first.case, first.problems)
+            outcomes[index] = BulkOutcome(
+                index,
+                outcome.external_id,
+                200 if first.case else first.status,
+                first.case,
+                first.problems,
+            )
     return [outcomes[i] for i in sorted(outcomes)]
 
 
@@ -262,8 +299,10 @@ def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
     # the later one waits and falls back, instead of the two deadlocking.
     rows = sorted(rows, key=lambda row: row[1].external_id)
     with transaction.atomic():
-        built = [(index, *_build_flag(platform, payload, version, fingerprint, now))
-                 for index, payload, fingerprint, version in rows]
+        built = [
+            (index, *_build_flag(platform, payload, version, fingerprint, now))
+            for index, payload, fingerprint, version in rows
+        ]
         Item.objects.bulk_create([item for _, item, _ in built])
         for _, item, case in built:
             case.item = item
@@ -281,9 +320,11 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
         return IntakeResult(existing, created=False)
 
     now = timezone.now()
-    item = Item.objects.select_related("policy_version__policy").filter(
-        platform=platform, external_id=payload.item_external_id
-    ).first()
+    item = (
+        Item.objects.select_related("policy_version__policy")
+        .filter(platform=platform, external_id=payload.item_external_id)
+        .first()
+    )
     if item is None:
         if payload.content is None:
             raise FieldProblem("content", "is required when the item is not in the system yet")
@@ -314,7 +355,8 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
     if item is not None:
         appealed_decision = (
             Decision.objects.filter(case__item=item, case__kind=Case.Kind.FLAG)
-            .order_by("-decided_at").first()
+            .order_by("-decided_at")
+            .first()
         )
 
     item_is_new = item is None
@@ -351,9 +393,14 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
             drafting.queue_drafts([case])
             events = [_received_event(case, platform)]
             if appealed_decision is not None:
-                events.append(PendingEvent("appealed", appealed_decision.case,
-                                           actor_label=_actor_label(platform),
-                                           data={"appeal_case_id": case.id}))
+                events.append(
+                    PendingEvent(
+                        "appealed",
+                        appealed_decision.case,
+                        actor_label=_actor_label(platform),
+                        data={"appeal_case_id": case.id},
+                    )
+                )
             record_events(events)
     except IntegrityError:
         existing = _existing(platform, Case.Kind.APPEAL, payload.external_id, fingerprint)
@@ -368,4 +415,3 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
             raise
         return IntakeResult(existing, created=False)
     return IntakeResult(case, created=True)
-

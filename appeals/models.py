@@ -62,11 +62,13 @@ class Item(models.Model):
     """A piece of content as the platform sent it, under the policy version in force."""
 
     # Indexed through the (platform, external_id) unique constraint.
-    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="items",
-                                 db_index=False)
+    platform = models.ForeignKey(
+        Platform, on_delete=models.PROTECT, related_name="items", db_index=False
+    )
     external_id = models.CharField(max_length=200)
-    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+",
-                                       db_index=False)
+    policy_version = models.ForeignKey(
+        PolicyVersion, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     content = models.TextField()
     content_type = models.CharField(max_length=5, choices=ContentType, default=ContentType.TEXT)
     author_id = models.CharField(max_length=200, blank=True)
@@ -78,7 +80,9 @@ class Item(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["platform", "external_id"], name="item_external_id_unique")
+            models.UniqueConstraint(
+                fields=["platform", "external_id"], name="item_external_id_unique"
+            )
         ]
         indexes = [
             # "Earlier cases by this author / reporter" on the case page.
@@ -145,12 +149,14 @@ class Case(models.Model):
         DECIDED = "decided", "Decided"
 
     kind = models.CharField(max_length=6, choices=Kind)
-    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="cases",
-                                 db_index=False)
+    platform = models.ForeignKey(
+        Platform, on_delete=models.PROTECT, related_name="cases", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="cases")
-    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+",
-                                       db_index=False)
+    policy_version = models.ForeignKey(
+        PolicyVersion, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     queue = models.CharField(max_length=12, choices=Queue)
     status = models.CharField(max_length=7, choices=Status, default=Status.OPEN)
     priority = models.SmallIntegerField(default=0)
@@ -161,7 +167,11 @@ class Case(models.Model):
 
     # The lease: who is working the case, with which token, until when.
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     lease_token = models.UUIDField(null=True, blank=True)
@@ -188,8 +198,14 @@ class Case(models.Model):
                 fields=["platform", "kind", "external_id"], name="case_external_id_unique"
             ),
             models.CheckConstraint(
-                condition=Q(lease_token__isnull=True, lease_expires_at__isnull=True, claimed_by__isnull=True)
-                | Q(lease_token__isnull=False, lease_expires_at__isnull=False, claimed_by__isnull=False),
+                condition=Q(
+                    lease_token__isnull=True, lease_expires_at__isnull=True, claimed_by__isnull=True
+                )
+                | Q(
+                    lease_token__isnull=False,
+                    lease_expires_at__isnull=False,
+                    claimed_by__isnull=False,
+                ),
                 name="case_lease_complete_or_absent",
             ),
             models.CheckConstraint(
@@ -199,15 +215,23 @@ class Case(models.Model):
         ]
         indexes = [
             models.Index(
-                F("queue"), F("priority").desc(), F("due_at"), F("created_at"), F("id"),
+                F("queue"),
+                F("priority").desc(),
+                F("due_at"),
+                F("created_at"),
+                F("id"),
                 name="case_queue_order",
                 condition=Q(status="open"),
             ),
             # The dashboard's oldest-case and past-due figures, logarithmic at any backlog.
-            models.Index(fields=["queue", "created_at"], name="case_open_queue_age",
-                         condition=Q(status="open")),
-            models.Index(fields=["queue", "due_at"], name="case_open_queue_due",
-                         condition=Q(status="open")),
+            models.Index(
+                fields=["queue", "created_at"],
+                name="case_open_queue_age",
+                condition=Q(status="open"),
+            ),
+            models.Index(
+                fields=["queue", "due_at"], name="case_open_queue_due", condition=Q(status="open")
+            ),
             models.Index(fields=["policy_version", "status"], name="case_policy_status"),
             models.Index(fields=["claimed_by", "status"], name="case_claimed_by_status"),
         ]
@@ -238,7 +262,9 @@ class CaseSkip(models.Model):
     """A reviewer passed on a case; it goes back to the queue and not to them again."""
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="skips")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -260,13 +286,18 @@ class Recommendation(models.Model):
 
     IN_FLIGHT = (Status.PENDING, Status.RUNNING)
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="recommendations",
-                             db_index=False)  # see recommendation_case_latest
+    case = models.ForeignKey(
+        Case, on_delete=models.PROTECT, related_name="recommendations", db_index=False
+    )  # see recommendation_case_latest
     status = models.CharField(max_length=7, choices=Status, default=Status.PENDING)
     failure_reason = models.CharField(max_length=40, blank=True)
     failure_detail = models.TextField(blank=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     requested_at = models.DateTimeField(default=timezone.now)
@@ -289,8 +320,9 @@ class Recommendation(models.Model):
     injection_signals = models.JSONField(default=list, blank=True)
 
     # Provenance: enough to say exactly what ran, on what, and to re-render the prompt.
-    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+",
-                                       db_index=False)
+    policy_version = models.ForeignKey(
+        PolicyVersion, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     policy_sha256 = models.CharField(max_length=64, blank=True)
     backend = models.CharField(max_length=20, blank=True)
     model_id = models.CharField(max_length=300, blank=True)
@@ -348,7 +380,9 @@ class Decision(models.Model):
     """A person's final call on a case, with the model's recommendation kept beside it."""
 
     case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="decision")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     decided_at = models.DateTimeField(default=timezone.now)
     outcome = models.CharField(max_length=13, choices=Outcome)
     action = models.CharField(max_length=8, choices=Action)
@@ -413,11 +447,16 @@ class AuditEvent(models.Model):
         CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"
         CALLBACK_FAILED = "callback_failed", "Callback failed"
 
-    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events",
-                             db_index=False)  # see audit_case_id
+    case = models.ForeignKey(
+        Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )  # see audit_case_id
     kind = models.CharField(max_length=24, choices=Kind)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     # Who or what acted, in words: a username, "api:<platform>", "worker", "system".

@@ -27,8 +27,10 @@ def workable_queues(user) -> list[str]:
 
 
 def can_view_case(user, case: Case) -> bool:
-    return user.has_perm("appeals.view_all_cases") or can_work_queue(user, case.queue) or (
-        case.claimed_by_id == user.id
+    return (
+        user.has_perm("appeals.view_all_cases")
+        or can_work_queue(user, case.queue)
+        or (case.claimed_by_id == user.id)
     )
 
 

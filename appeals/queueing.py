@@ -31,23 +31,39 @@ def _lease_expiry(now: dt.datetime) -> dt.datetime:
 def _take(case: Case, reviewer, now: dt.datetime) -> Case:
     events = []
     if case.claimed_by_id is not None and case.claimed_by_id != reviewer.id:
-        events.append(PendingEvent("lease_expired", case, actor_label="system",
-                                   data={"previous_holder_id": case.claimed_by_id,
-                                         "expired_at": case.lease_expires_at}))
+        events.append(
+            PendingEvent(
+                "lease_expired",
+                case,
+                actor_label="system",
+                data={
+                    "previous_holder_id": case.claimed_by_id,
+                    "expired_at": case.lease_expires_at,
+                },
+            )
+        )
     case.claimed_by = reviewer
     case.lease_token = uuid.uuid4()
     case.lease_expires_at = _lease_expiry(now)
     case.claimed_at = now
     case.save(update_fields=["claimed_by", "lease_token", "lease_expires_at", "claimed_at"])
-    events.append(PendingEvent("claimed", case, actor=reviewer,
-                               data={"queue": case.queue, "lease_expires_at": case.lease_expires_at}))
+    events.append(
+        PendingEvent(
+            "claimed",
+            case,
+            actor=reviewer,
+            data={"queue": case.queue, "lease_expires_at": case.lease_expires_at},
+        )
+    )
     record_events(events)
     return case
 
 
 def _not_for(reviewer, queryset):
     """Cases this reviewer must not take: skipped by them, or appeals against their own decision."""
-    return queryset.exclude(skips__reviewer=reviewer).exclude(appealed_decision__decided_by=reviewer)
+    return queryset.exclude(skips__reviewer=reviewer).exclude(
+        appealed_decision__decided_by=reviewer
+    )
 
 
 def claim_next_case(*, reviewer, queue: str, policy_id: int | None = None) -> Case | None:
@@ -89,7 +105,9 @@ def claim_case(*, reviewer, case_id: int) -> Case:
                 return case
             raise LeaseError(f"this case is being reviewed by {case.claimed_by.get_username()}")
         if case.appealed_decision_id and case.appealed_decision.decided_by_id == reviewer.id:
-            raise ValidationError("you took the decision under appeal; another reviewer must decide the appeal")
+            raise ValidationError(
+                "you took the decision under appeal; another reviewer must decide the appeal"
+            )
         return _take(case, reviewer, now)
 
 
@@ -109,11 +127,21 @@ def locked_case_with_lease(*, reviewer, case_id: int, lease_token, now: dt.datet
 def renew_lease(*, reviewer, case_id: int, lease_token) -> Case:
     now = timezone.now()
     with transaction.atomic():
-        case = locked_case_with_lease(reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now)
+        case = locked_case_with_lease(
+            reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
+        )
         case.lease_expires_at = _lease_expiry(now)
         case.save(update_fields=["lease_expires_at"])
-        record_events([PendingEvent("lease_renewed", case, actor=reviewer,
-                                    data={"lease_expires_at": case.lease_expires_at})])
+        record_events(
+            [
+                PendingEvent(
+                    "lease_renewed",
+                    case,
+                    actor=reviewer,
+                    data={"lease_expires_at": case.lease_expires_at},
+                )
+            ]
+        )
     return case
 
 
@@ -128,10 +156,14 @@ def release_case(*, reviewer, case_id: int, lease_token, reason: str = "") -> Ca
     """Give the case back to its queue, unchanged."""
     now = timezone.now()
     with transaction.atomic():
-        case = locked_case_with_lease(reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now)
+        case = locked_case_with_lease(
+            reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
+        )
         _clear_lease(case)
         case.save(update_fields=["claimed_by", "lease_token", "lease_expires_at", "claimed_at"])
-        record_events([PendingEvent("released", case, actor=reviewer, data={"reason": reason.strip()})])
+        record_events(
+            [PendingEvent("released", case, actor=reviewer, data={"reason": reason.strip()})]
+        )
     return case
 
 
@@ -142,7 +174,9 @@ def skip_case(*, reviewer, case_id: int, lease_token, reason: str) -> Case:
         raise ValidationError({"reason": "say why you are skipping this case"})
     now = timezone.now()
     with transaction.atomic():
-        case = locked_case_with_lease(reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now)
+        case = locked_case_with_lease(
+            reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
+        )
         _clear_lease(case)
         case.save(update_fields=["claimed_by", "lease_token", "lease_expires_at", "claimed_at"])
         CaseSkip.objects.create(case=case, reviewer=reviewer, reason=reason, created_at=now)
@@ -157,15 +191,33 @@ def escalate_case(*, reviewer, case_id: int, lease_token, reason: str) -> Case:
         raise ValidationError({"reason": "say why you are escalating this case"})
     now = timezone.now()
     with transaction.atomic():
-        case = locked_case_with_lease(reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now)
+        case = locked_case_with_lease(
+            reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
+        )
         if case.queue == Queue.ESCALATIONS:
             raise ValidationError("this case is already in the escalations queue")
         from_queue = case.queue
         case.queue = Queue.ESCALATIONS
         case.escalation_reason = reason
         _clear_lease(case)
-        case.save(update_fields=["queue", "escalation_reason", "claimed_by", "lease_token",
-                                 "lease_expires_at", "claimed_at"])
-        record_events([PendingEvent("escalated", case, actor=reviewer,
-                                    data={"from_queue": from_queue, "reason": reason})])
+        case.save(
+            update_fields=[
+                "queue",
+                "escalation_reason",
+                "claimed_by",
+                "lease_token",
+                "lease_expires_at",
+                "claimed_at",
+            ]
+        )
+        record_events(
+            [
+                PendingEvent(
+                    "escalated",
+                    case,
+                    actor=reviewer,
+                    data={"from_queue": from_queue, "reason": reason},
+                )
+            ]
+        )
     return case

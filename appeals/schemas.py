@@ -131,7 +131,9 @@ class OriginalDecisionIn(Strict):
 class AppealIn(Strict):
     external_id: ExternalId
     item_external_id: ExternalId
-    statement: str = Field(min_length=1, max_length=20_000, description="The appellant's own words.")
+    statement: str = Field(
+        min_length=1, max_length=20_000, description="The appellant's own words."
+    )
     original_decision: OriginalDecisionIn
     appellant_id: OptionalId = ""
     # Needed only when the item is not in the system yet.

@@ -19,5 +19,8 @@ def report_engine_availability(sender=None, **kwargs):
     if reason:
         log.warning("Model drafts will fail as not configured: %s", reason)
     else:
-        log.info("Model drafts use the %s backend with %s", config.resolved_backend,
-                 config.base_url or config.model)
+        log.info(
+            "Model drafts use the %s backend with %s",
+            config.resolved_backend,
+            config.base_url or config.model,
+        )

@@ -81,7 +81,9 @@ def measure(size: int, samples: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1000,1000000")
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args()
@@ -92,20 +94,32 @@ def main() -> None:
     if "--one" not in sys.argv:
         results = []
         for size in [int(s) for s in args.sizes.split(",")]:
-            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--samples", str(args.samples)],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", str(size), "--samples", str(args.samples)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"Machine: {host_platform.node()}, {host_platform.processor() or host_platform.machine()}, "
-              f"Python {host_platform.python_version()}\n")
-        print("| open cases | claim-next p50 (ms) | claim-next p95 (ms) | queue page p50 (ms) | queue page p95 (ms) | queries per page | seeding (s) |")
+        print(
+            f"Machine: {host_platform.node()}, {host_platform.processor() or host_platform.machine()}, "
+            f"Python {host_platform.python_version()}\n"
+        )
+        print(
+            "| open cases | claim-next p50 (ms) | claim-next p95 (ms) | queue page p50 (ms) | queue page p95 (ms) | queries per page | seeding (s) |"
+        )
         print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in results:
-            print(f"| {r['size']:,} | {r['claim_p50']:.1f} | {r['claim_p95']:.1f} | {r['page_p50']:.1f} | "
-                  f"{r['page_p95']:.1f} | {r['page_queries']} | {r['seed_s']:.0f} |")
+            print(
+                f"| {r['size']:,} | {r['claim_p50']:.1f} | {r['claim_p95']:.1f} | {r['page_p50']:.1f} | "
+                f"{r['page_p95']:.1f} | {r['page_queries']} | {r['seed_s']:.0f} |"
+            )
         if len(results) >= 2:
             small, large = results[0], results[-1]
-            print(f"\nclaim-next p95 ratio {large['size']:,} / {small['size']:,}: {large['claim_p95'] / small['claim_p95']:.2f}x; "
-                  f"queue page p95 ratio: {large['page_p95'] / small['page_p95']:.2f}x (goal: at most 1.5x)")
+            print(
+                f"\nclaim-next p95 ratio {large['size']:,} / {small['size']:,}: {large['claim_p95'] / small['claim_p95']:.2f}x; "
+                f"queue page p95 ratio: {large['page_p95'] / small['page_p95']:.2f}x (goal: at most 1.5x)"
+            )
         return
 
 

@@ -47,7 +47,7 @@ def bench_database(name: str, *, keep: bool = False) -> str:
     return url
 
 
-SPAM_POLICY = (ROOT.parent / "shared" / "datasets" / "spam-policy-example" / "policy.txt")
+SPAM_POLICY = ROOT.parent / "shared" / "datasets" / "spam-policy-example" / "policy.txt"
 
 
 def ensure_fixtures():
@@ -58,8 +58,13 @@ def ensure_fixtures():
 
     bootstrap_roles()
     platform, _ = Platform.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
-    text = SPAM_POLICY.read_text() if SPAM_POLICY.exists() else (
-        "# Spam (#SP)\n## Allowed (SP0 - fine)\nSP0.a ok\n## Spam (SP2 - spam)\nSP2.a promo\n")
+    text = (
+        SPAM_POLICY.read_text()
+        if SPAM_POLICY.exists()
+        else (
+            "# Spam (#SP)\n## Allowed (SP0 - fine)\nSP0.a ok\n## Spam (SP2 - spam)\nSP2.a promo\n"
+        )
+    )
     version = import_policy_version(slug="spam", name="Spam", text=text)
     return platform, version
 

@@ -69,8 +69,17 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("slug", "name", "text", "source", "licence_notice", "publish")
-        return ("policy", "number", "status", "sha256", "source", "licence_notice", "text",
-                "created_at", "created_by")
+        return (
+            "policy",
+            "number",
+            "status",
+            "sha256",
+            "source",
+            "licence_notice",
+            "text",
+            "created_at",
+            "created_by",
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj) if obj is not None else ()
@@ -80,10 +89,13 @@ class PolicyVersionAdmin(admin.ModelAdmin):
             return  # versions are immutable
         try:
             version = import_policy_version(
-                slug=form.cleaned_data["slug"], name=form.cleaned_data["name"],
-                text=form.cleaned_data["text"], source=form.cleaned_data.get("source", ""),
+                slug=form.cleaned_data["slug"],
+                name=form.cleaned_data["name"],
+                text=form.cleaned_data["text"],
+                source=form.cleaned_data.get("source", ""),
                 licence_notice=form.cleaned_data.get("licence_notice", ""),
-                publish=form.cleaned_data.get("publish", True), actor=request.user,
+                publish=form.cleaned_data.get("publish", True),
+                actor=request.user,
             )
         except ValidationError as error:
             messages.error(request, "; ".join(error.messages))

@@ -32,7 +32,7 @@ class Policy(models.Model):
         default=dict,
         blank=True,
         help_text=(
-            'The policy\'s rules in the EU DSA Transparency Database\'s terms: {"default": '
+            "The policy's rules in the EU DSA Transparency Database's terms: {\"default\": "
             '{"category": "STATEMENT_CATEGORY_…", "decision_ground": "DECISION_GROUND_…"}, '
             '"rules": {"SP3": {…}, "SP3.b": {…}}}; a rule takes default, then its tier, then '
             "its own entry. Empty: the mapping shipped for this policy, if any, else "
@@ -55,7 +55,9 @@ class Policy(models.Model):
         validate_dsa_mapping(self.dsa_mapping)
 
     def current_version(self) -> PolicyVersion | None:
-        return self.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
+        return (
+            self.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
+        )
 
 
 class PolicyVersionQuerySet(models.QuerySet):
@@ -87,8 +89,12 @@ class PolicyVersion(models.Model):
     class Meta:
         ordering = ["policy", "-number"]
         constraints = [
-            models.UniqueConstraint(fields=["policy", "number"], name="policy_version_number_unique"),
-            models.CheckConstraint(condition=Q(number__gte=1), name="policy_version_number_positive"),
+            models.UniqueConstraint(
+                fields=["policy", "number"], name="policy_version_number_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(number__gte=1), name="policy_version_number_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -113,7 +119,9 @@ class PolicyRule(models.Model):
     class Meta:
         ordering = ["version", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["version", "rule_id"], name="policy_rule_unique_per_version")
+            models.UniqueConstraint(
+                fields=["version", "rule_id"], name="policy_rule_unique_per_version"
+            )
         ]
 
     def __str__(self) -> str:

@@ -15,9 +15,16 @@ MAX_POLICY_CHARS = 200_000
 
 
 @transaction.atomic
-def import_policy_version(*, slug: str, name: str, text: str, source: str = "",
-                          licence_notice: str = "", publish: bool = True,
-                          actor=None) -> PolicyVersion:
+def import_policy_version(
+    *,
+    slug: str,
+    name: str,
+    text: str,
+    source: str = "",
+    licence_notice: str = "",
+    publish: bool = True,
+    actor=None,
+) -> PolicyVersion:
     """Add a new numbered version of the policy `slug` (creating the policy if it is new)."""
     if not text.strip():
         raise ValidationError({"text": "the policy text is empty"})
@@ -28,7 +35,9 @@ def import_policy_version(*, slug: str, name: str, text: str, source: str = "",
         raise ValidationError(
             {"text": "no rule ids found: a policy must define rule ids such as GV1 or SP2.b"}
         )
-    policy, created = Policy.objects.select_for_update().get_or_create(slug=slug, defaults={"name": name})
+    policy, created = Policy.objects.select_for_update().get_or_create(
+        slug=slug, defaults={"name": name}
+    )
     if not created and name and policy.name != name:
         policy.name = name
         policy.save(update_fields=["name"])

@@ -153,7 +153,9 @@ def _queue_stats(queues: list[str], now: dt.datetime) -> dict[str, dict]:
         stats[queue] = {
             "open_count": open_cases.values("id")[: COUNT_CAP + 1].count(),
             "past_due": open_cases.filter(due_at__lt=now).values("id")[: COUNT_CAP + 1].count(),
-            "oldest": open_cases.order_by("created_at").values_list("created_at", flat=True).first(),
+            "oldest": open_cases.order_by("created_at")
+            .values_list("created_at", flat=True)
+            .first(),
         }
     return stats
 

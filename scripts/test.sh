@@ -27,6 +27,7 @@ eval "$(bash scripts/services.sh env)"
 export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 PYTHONPATH=. .venv/bin/lint-imports --no-cache >/dev/null \
     || { PYTHONPATH=. .venv/bin/lint-imports --no-cache; exit 1; }
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null \

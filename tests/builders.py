@@ -49,22 +49,43 @@ def make_policy(slug: str = "spam", text: str = POLICY_TEXT, name: str = "Spam")
     return import_policy_version(slug=slug, name=name, text=text)
 
 
-def flag(platform: Platform, *, content: str = "Buy gold rings here!", policy: str = "spam",
-         external_id: str | None = None, **fields):
-    payload = ItemIn(external_id=external_id or f"item-{next(_counter)}", policy=policy,
-                     content=content, **fields)
+def flag(
+    platform: Platform,
+    *,
+    content: str = "Buy gold rings here!",
+    policy: str = "spam",
+    external_id: str | None = None,
+    **fields,
+):
+    payload = ItemIn(
+        external_id=external_id or f"item-{next(_counter)}",
+        policy=policy,
+        content=content,
+        **fields,
+    )
     return intake.receive_item(platform=platform, payload=payload).case
 
 
-def appeal(platform: Platform, *, item_external_id: str, external_id: str | None = None,
-           statement: str = "This was not spam, it was my own shop.", outcome: str = "remove",
-           rule_ids=("SP2.b",), decided_at: dt.datetime | None = None, **fields):
+def appeal(
+    platform: Platform,
+    *,
+    item_external_id: str,
+    external_id: str | None = None,
+    statement: str = "This was not spam, it was my own shop.",
+    outcome: str = "remove",
+    rule_ids=("SP2.b",),
+    decided_at: dt.datetime | None = None,
+    **fields,
+):
     payload = AppealIn(
         external_id=external_id or f"appeal-{next(_counter)}",
         item_external_id=item_external_id,
         statement=statement,
-        original_decision={"outcome": outcome, "rule_ids": list(rule_ids),
-                           "decided_at": decided_at or timezone.now() - dt.timedelta(days=1)},
+        original_decision={
+            "outcome": outcome,
+            "rule_ids": list(rule_ids),
+            "decided_at": decided_at or timezone.now() - dt.timedelta(days=1),
+        },
         **fields,
     )
     return intake.receive_appeal(platform=platform, payload=payload).case

@@ -59,8 +59,12 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
 
 # URL names that are not endpoints of their own (same path as another entry, or catch-alls).
 NOT_ENDPOINTS = {
-    "api:items_other_methods", "api:items_bulk_other_methods", "api:appeals_other_methods",
-    "api:case_other_methods", "api:unknown_path", "api:api-root",
+    "api:items_other_methods",
+    "api:items_bulk_other_methods",
+    "api:appeals_other_methods",
+    "api:case_other_methods",
+    "api:unknown_path",
+    "api:api-root",
 }
 
 
@@ -78,7 +82,9 @@ def _named_urls(patterns, namespace=""):
 
 def test_the_matrix_covers_every_url():
     names = set(_named_urls(get_resolver().url_patterns)) - NOT_ENDPOINTS
-    covered = {key.split(":")[0] if not key.startswith(("api:", "appeals:")) else key for key in MATRIX}
+    covered = {
+        key.split(":")[0] if not key.startswith(("api:", "appeals:")) else key for key in MATRIX
+    }
     assert names - covered == set(), "add these URLs to the authorization matrix"
 
 
@@ -88,7 +94,14 @@ def world(platform, spam_policy, alice, bob, carol, dave, erin, mallory):
     decided = flag(platform)
     appeal_case = appeal(platform, item_external_id=decided.external_id)
     return {
-        "users": {"anon": None, "mallory": mallory, "alice": alice, "carol": carol, "dave": dave, "erin": erin},
+        "users": {
+            "anon": None,
+            "mallory": mallory,
+            "alice": alice,
+            "carol": carol,
+            "dave": dave,
+            "erin": erin,
+        },
         "case": case,
         "appeal": appeal_case,
         "version": spam_policy,
@@ -118,8 +131,9 @@ def _url(key: str, world) -> str:
 
 
 def _reset(case: Case) -> None:
-    Case.objects.filter(id=case.id).update(claimed_by=None, lease_token=None, lease_expires_at=None,
-                                           claimed_at=None)
+    Case.objects.filter(id=case.id).update(
+        claimed_by=None, lease_token=None, lease_expires_at=None, claimed_at=None
+    )
 
 
 @pytest.mark.parametrize("key", sorted(MATRIX))
@@ -135,7 +149,10 @@ def test_each_role_gets_what_its_permissions_allow(client, world, key):
         response = client.post(url, {}) if method == "POST" else client.get(url)
         got.append(response.status_code)
         if response.status_code == 302 and expected[ROLES.index(role)] == LOGIN and role == "anon":
-            assert "/accounts/login/" in response["Location"] or "/admin/login/" in response["Location"]
+            assert (
+                "/accounts/login/" in response["Location"]
+                or "/admin/login/" in response["Location"]
+            )
         _reset(world["case"])
         _reset(world["appeal"])
     assert dict(zip(ROLES, got, strict=True)) == dict(zip(ROLES, expected, strict=True))

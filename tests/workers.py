@@ -24,8 +24,13 @@ def test_database_url() -> str:
 
 
 @contextmanager
-def celery_worker(*, broker_url: str, queues: str = "default,gpu", env: dict | None = None,
-                  log_path: Path | None = None):
+def celery_worker(
+    *,
+    broker_url: str,
+    queues: str = "default,gpu",
+    env: dict | None = None,
+    log_path: Path | None = None,
+):
     """Run `celery worker --pool solo` until the block ends; yields the Popen."""
     worker_env = {
         **os.environ,
@@ -38,10 +43,28 @@ def celery_worker(*, broker_url: str, queues: str = "default,gpu", env: dict | N
     }
     log = open(log_path or os.devnull, "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "reviewer", "worker", "--pool", "solo",
-         "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"],
-        cwd=REPO_ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "reviewer",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queues,
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"test-{os.getpid()}-{time.monotonic_ns()}@localhost",
+        ],
+        cwd=REPO_ROOT,
+        env=worker_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield process

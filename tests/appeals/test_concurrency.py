@@ -26,14 +26,20 @@ def _seed_cases(platform, n):
     from appeals import intake
     from appeals.schemas import ItemIn
 
-    payloads = [ItemIn(external_id=f"c-{i}", policy="spam", content=f"Buy gold rings here! #{i}")
-                for i in range(n)]
+    payloads = [
+        ItemIn(external_id=f"c-{i}", policy="spam", content=f"Buy gold rings here! #{i}")
+        for i in range(n)
+    ]
     for start in range(0, n, 500):
-        outcomes = intake.receive_items_bulk(platform=platform, payloads=payloads[start:start + 500], invalid={})
+        outcomes = intake.receive_items_bulk(
+            platform=platform, payloads=payloads[start : start + 500], invalid={}
+        )
         assert all(o.status == 201 for o in outcomes)
 
 
-def test_sixteen_reviewers_claim_two_thousand_cases_each_exactly_once(postgres_only, roles, platform, spam_policy, settings):
+def test_sixteen_reviewers_claim_two_thousand_cases_each_exactly_once(
+    postgres_only, roles, platform, spam_policy, settings
+):
     settings.CELERY_BROKER_URL = "memory://"
     _seed_cases(platform, CASES)
     reviewers = [make_user(f"reviewer{i}", "reviewer") for i in range(REVIEWERS)]
@@ -53,7 +59,10 @@ def test_sixteen_reviewers_claim_two_thousand_cases_each_exactly_once(postgres_o
                     claims.append((case.id, reviewer.id))
                 # Finish the case so the next claim moves on (a decision needs the lease).
                 Case.objects.filter(id=case.id, lease_token=case.lease_token).update(
-                    status=Case.Status.DECIDED, claimed_by=None, lease_token=None, lease_expires_at=None
+                    status=Case.Status.DECIDED,
+                    claimed_by=None,
+                    lease_token=None,
+                    lease_expires_at=None,
                 )
         except BaseException as error:  # surfaced below
             errors.append(error)
@@ -75,7 +84,9 @@ def test_sixteen_reviewers_claim_two_thousand_cases_each_exactly_once(postgres_o
     assert Case.objects.filter(events__kind="claimed").count() == CASES
 
 
-def test_concurrent_claims_with_live_leases_never_overlap(postgres_only, roles, platform, spam_policy, settings):
+def test_concurrent_claims_with_live_leases_never_overlap(
+    postgres_only, roles, platform, spam_policy, settings
+):
     settings.CELERY_BROKER_URL = "memory://"
     _seed_cases(platform, 40)
     reviewers = [make_user(f"r{i}", "reviewer") for i in range(REVIEWERS)]

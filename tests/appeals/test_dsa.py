@@ -196,7 +196,9 @@ def test_the_enum_keys_in_code_are_the_databases(spec):
     assert set(dsa.CONTENT_TYPE_FOR_ITEM.values()) <= dsa_mapping.CONTENT_TYPES
     assert set(dsa.VISIBILITY_FOR_ACTION.values()) <= dsa_mapping.VISIBILITIES
     # The actions a mapping may name are the case actions that restrict content.
-    assert set(dsa_mapping.MAPPED_ACTIONS) == set(REMOVING_ACTIONS) == set(dsa.VISIBILITY_FOR_ACTION)
+    assert (
+        set(dsa_mapping.MAPPED_ACTIONS) == set(REMOVING_ACTIONS) == set(dsa.VISIBILITY_FOR_ACTION)
+    )
 
 
 def test_spam_casework_yields_valid_statements_only_for_restrictions(

@@ -53,19 +53,24 @@ def model_env(tiny_model):
 
 @pytest.fixture
 def fixture_policy(db):
-    return import_policy_version(slug="fixture-spam", name="Fixture spam policy",
-                                 text=fx.FIXTURE_POLICY_TEXT)
+    return import_policy_version(
+        slug="fixture-spam", name="Fixture spam policy", text=fx.FIXTURE_POLICY_TEXT
+    )
 
 
 def _ready(case_id):
     def check():
         close_old_connections()
-        return Recommendation.objects.filter(case_id=case_id, status__in=["ready", "failed"]).first()
+        return Recommendation.objects.filter(
+            case_id=case_id, status__in=["ready", "failed"]
+        ).first()
+
     return check
 
 
-def test_intake_to_decision_through_a_real_worker(broker_url, model_env, fixture_policy, platform,
-                                                  alice, tmp_path):
+def test_intake_to_decision_through_a_real_worker(
+    broker_url, model_env, fixture_policy, platform, alice, tmp_path
+):
     followers = fx.FIXTURE_CASES[1]
     report = fx.FIXTURE_CASES[0]
     spam_case = flag(platform, policy="fixture-spam", content=followers.case.content)
@@ -75,8 +80,11 @@ def test_intake_to_decision_through_a_real_worker(broker_url, model_env, fixture
         spam_rec = wait_for(_ready(spam_case.id), timeout=180, what="the draft of the spam case")
         ok_rec = wait_for(_ready(ok_case.id), timeout=60, what="the draft of the ordinary case")
 
-    assert spam_rec.status == "ready", (spam_rec.failure_reason, spam_rec.failure_detail,
-                                        (tmp_path / "worker.log").read_text()[-3000:])
+    assert spam_rec.status == "ready", (
+        spam_rec.failure_reason,
+        spam_rec.failure_detail,
+        (tmp_path / "worker.log").read_text()[-3000:],
+    )
     assert spam_rec.violation is True
     assert set(spam_rec.rule_ids) == set(followers.rule_ids)
     assert spam_rec.backend == "transformers"
@@ -88,17 +96,24 @@ def test_intake_to_decision_through_a_real_worker(broker_url, model_env, fixture
     # A person decides; the model's recommendation is stored beside the decision.
     case = queueing.claim_next_case(reviewer=alice, queue=Queue.FLAGS)
     assert case.id == spam_case.id
-    decision = decisions.decide_case(reviewer=alice, case_id=case.id, lease_token=case.lease_token,
-                                     outcome="violating", action="remove", rule_ids=["FX1.a"],
-                                     accepted_recommendation=True)
+    decision = decisions.decide_case(
+        reviewer=alice,
+        case_id=case.id,
+        lease_token=case.lease_token,
+        outcome="violating",
+        action="remove",
+        rule_ids=["FX1.a"],
+        accepted_recommendation=True,
+    )
     assert decision.recommendation_id == spam_rec.id
     assert decision.agrees_with_model is True
     kinds = list(AuditEvent.objects.filter(case=spam_case).values_list("kind", flat=True))
     assert kinds == ["received", "draft_started", "drafted", "claimed", "decided"]
 
 
-def test_a_worker_killed_mid_draft_loses_and_duplicates_nothing(broker_url, model_env, fixture_policy,
-                                                               platform, tmp_path, settings):
+def test_a_worker_killed_mid_draft_loses_and_duplicates_nothing(
+    broker_url, model_env, fixture_policy, platform, tmp_path, settings
+):
     settings.DRAFT_STALL_SECONDS = 10
     case = flag(platform, policy="fixture-spam", content=fx.FIXTURE_CASES[2].case.content)
 
@@ -107,7 +122,9 @@ def test_a_worker_killed_mid_draft_loses_and_duplicates_nothing(broker_url, mode
         return Recommendation.objects.filter(case=case, status="running").exists()
 
     # The model loads lazily on the first draft, after the row is marked running: kill then.
-    with celery_worker(broker_url=broker_url, env=model_env, log_path=tmp_path / "w1.log") as worker:
+    with celery_worker(
+        broker_url=broker_url, env=model_env, log_path=tmp_path / "w1.log"
+    ) as worker:
         wait_for(running, timeout=60, interval=0.005, what="the draft to start")
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
@@ -130,8 +147,9 @@ def test_a_worker_killed_mid_draft_loses_and_duplicates_nothing(broker_url, mode
     assert "draft_recovered" in kinds
 
 
-def test_running_the_same_draft_twice_stores_one_answer(broker_url, model_env, fixture_policy,
-                                                         platform, tmp_path):
+def test_running_the_same_draft_twice_stores_one_answer(
+    broker_url, model_env, fixture_policy, platform, tmp_path
+):
     case = flag(platform, policy="fixture-spam", content=fx.FIXTURE_CASES[0].case.content)
     rec = Recommendation.objects.get(case=case)
     from appeals.tasks import draft_recommendations
@@ -148,8 +166,9 @@ def test_running_the_same_draft_twice_stores_one_answer(broker_url, model_env, f
     assert AuditEvent.objects.filter(case=case, kind="drafted").count() == 1
 
 
-def test_without_a_gpu_or_server_the_draft_says_which_setting_fixes_it(broker_url, platform,
-                                                                       spam_policy, tmp_path):
+def test_without_a_gpu_or_server_the_draft_says_which_setting_fixes_it(
+    broker_url, platform, spam_policy, tmp_path
+):
     case = flag(platform)
     env = {"SAFEGUARD_BACKEND": "auto", "SAFEGUARD_BASE_URL": "", "SAFEGUARD_DEVICE": "auto"}
     with celery_worker(broker_url=broker_url, env=env, log_path=tmp_path / "w.log"):

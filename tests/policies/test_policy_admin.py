@@ -44,7 +44,10 @@ def test_a_broken_dsa_mapping_is_refused_with_the_problem_named(client, dave, sp
     )
     assert response.status_code == 200  # the form again, with the errors
     text = response.content.decode()
-    assert "default.category: &#x27;STATEMENT_CATEGORY_NOPE&#x27; is not a STATEMENT_CATEGORIES key" in text
+    assert (
+        "default.category: &#x27;STATEMENT_CATEGORY_NOPE&#x27; is not a STATEMENT_CATEGORIES key"
+        in text
+    )
     assert "no decision_ground" in text
     policy.refresh_from_db()
     assert policy.dsa_mapping == {}
@@ -68,6 +71,7 @@ def test_model_validation_names_the_mapping_field(spam_policy):
     policy.dsa_mapping = {"rules": {"SP2": {"decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT"}}}
     with pytest.raises(ValidationError) as excinfo:
         policy.full_clean()
-    assert "rules.SP2: the illegal-content ground needs a legal_ground" in excinfo.value.message_dict[
-        "dsa_mapping"
-    ]
+    assert (
+        "rules.SP2: the illegal-content ground needs a legal_ground"
+        in excinfo.value.message_dict["dsa_mapping"]
+    )

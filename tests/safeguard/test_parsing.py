@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.safeguard import DraftStatus, FailureReason, parse_output, policy_spec
+from tests.paths import DATASETS, shared_path
 from tests.safeguard_fixtures import fixture_policy
 
-TEEN = Path("/work/shared/datasets/teen-safety-policy-pack/example_policies")
-SPAM = Path("/work/shared/datasets/spam-policy-example/policy.txt")
+TEEN = DATASETS / "teen-safety-policy-pack" / "example_policies"
+SPAM = DATASETS / "spam-policy-example" / "policy.txt"
 FIXTURE = fixture_policy()
 ANSWER = json.dumps(
     {
@@ -34,9 +35,7 @@ def _harmony(analysis: str, final: str | None, *, end: str = "<|return|>") -> st
 
 
 def _policy_from(path: Path) -> object:
-    if not path.exists():
-        pytest.skip("shared datasets not mounted")
-    return policy_spec(path.stem, path.read_text())
+    return policy_spec(path.stem, shared_path(str(path.relative_to(DATASETS))).read_text())
 
 
 def test_raw_harmony_splits_reasoning_from_the_json_answer() -> None:

@@ -1,7 +1,5 @@
 """Rule extraction on the published policies the project ships with, and citation matching."""
 
-from pathlib import Path
-
 import pytest
 
 from policies.safeguard.rules import (
@@ -11,8 +9,8 @@ from policies.safeguard.rules import (
     resolve_rule_ids,
 )
 from policies.safeguard.types import Rule
+from tests.paths import DATASETS, shared_path
 
-DATASETS = Path("/work/shared/datasets")
 TEEN = DATASETS / "teen-safety-policy-pack" / "example_policies"
 SPAM = DATASETS / "spam-policy-example" / "policy.txt"
 
@@ -35,11 +33,10 @@ def _expected_ids(tiers: dict[str, str]) -> list[str]:
     return ids
 
 
-def _policy_files_present() -> bool:
-    return TEEN.is_dir() and SPAM.is_file()
-
-
-pytestmark = pytest.mark.skipif(not _policy_files_present(), reason="shared datasets not mounted")
+@pytest.fixture(autouse=True)
+def _datasets_present() -> None:
+    shared_path("teen-safety-policy-pack", "example_policies")
+    shared_path("spam-policy-example", "policy.txt")
 
 
 @pytest.mark.parametrize("slug", sorted(EXPECTED))

@@ -13,7 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--policy", required=True, help="Policy slug.")
-        parser.add_argument("--version", type=int, help="Version number (default: latest published).")
+        parser.add_argument(
+            "--version", type=int, help="Version number (default: latest published)."
+        )
         parser.add_argument("--text", help="The content to classify.")
         parser.add_argument("--file", help="Read the content from a file instead.")
 
@@ -34,8 +36,15 @@ class Command(BaseCommand):
             slugs = ", ".join(Policy.objects.values_list("slug", flat=True)) or "none yet"
             raise CommandError(f"no policy with slug {policy!r} (policies: {slugs})") from None
         versions = policy_row.versions.all()
-        chosen = (versions.filter(number=version) if version else
-                  versions.filter(status=PolicyVersion.Status.PUBLISHED)).order_by("-number").first()
+        chosen = (
+            (
+                versions.filter(number=version)
+                if version
+                else versions.filter(status=PolicyVersion.Status.PUBLISHED)
+            )
+            .order_by("-number")
+            .first()
+        )
         if chosen is None:
             wanted = f"version {version}" if version else "published version"
             raise CommandError(f"policy {policy!r} has no {wanted}")
@@ -43,5 +52,6 @@ class Command(BaseCommand):
         reason = unavailable_reason(config)
         if reason:
             raise CommandError(reason)
-        self.stdout.write(check_policy(policy_spec(chosen), text, config,
-                                       conversation_date=timezone.now().date()))
+        self.stdout.write(
+            check_policy(policy_spec(chosen), text, config, conversation_date=timezone.now().date())
+        )
