@@ -6,4 +6,4 @@ class AppealsConfig(AppConfig):
     verbose_name = "Cases and appeals"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the worker start-up report)
+        from . import checks, signals  # noqa: F401  (registers checks, connects the worker report)

@@ -138,6 +138,21 @@ else:
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+# The role that owns the tables and runs the migrations (README, "Security"). When set,
+# `manage.py migrate` and `manage.py grant_runtime_role` connect with it, and DATABASE_URL names
+# the runtime role that the web processes and workers use. Only the user and password may differ.
+MIGRATION_DATABASE_URL = env_str("MIGRATION_DATABASE_URL")
+MIGRATION_DATABASE = None
+if MIGRATION_DATABASE_URL:
+    MIGRATION_DATABASE = dj_database_url.parse(MIGRATION_DATABASE_URL)
+    for _key in ("ENGINE", "HOST", "PORT", "NAME"):
+        if MIGRATION_DATABASE.get(_key) != DATABASES["default"].get(_key):
+            raise ImproperlyConfigured(
+                "MIGRATION_DATABASE_URL must name the same database as DATABASE_URL (engine, "
+                f"host, port and name); only the user and password differ. {_key}: "
+                f"{MIGRATION_DATABASE.get(_key)!r} there, {DATABASES['default'].get(_key)!r} here"
+            )
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -20,8 +20,17 @@ start_postgres() {
     fi
     touch "$RUN_DIR/postgres.log" && chown postgres:postgres "$RUN_DIR/postgres.log"
     su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D '$RUN_DIR/pg-data' -l '$RUN_DIR/postgres.log' -w -o \"-p $PG_PORT -c listen_addresses=127.0.0.1 -k '$RUN_DIR/pg-socket' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=512MB\" start" >/dev/null
-    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='appeals'" | grep -q 1 \
-        || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE appeals" >/dev/null
+    # Two roles, as in production (README, "Security"): the owner creates the databases and runs
+    # the migrations; the app and its workers connect as the runtime role, which may only read
+    # and append to the audit table. Neither is a superuser.
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q >/dev/null <<'SQL'
+SELECT 'CREATE ROLE appeals_owner LOGIN CREATEDB'
+    WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'appeals_owner') \gexec
+SELECT 'CREATE ROLE appeals_app LOGIN'
+    WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'appeals_app') \gexec
+SELECT 'CREATE DATABASE appeals OWNER appeals_owner'
+    WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'appeals') \gexec
+SQL
 }
 
 start_redis() {
@@ -52,7 +61,10 @@ case "${1:-}" in
         ;;
     stop) stop_all ;;
     env)
-        echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/appeals"
+        echo "export DATABASE_URL=postgres://appeals_app@127.0.0.1:$PG_PORT/appeals"
+        echo "export MIGRATION_DATABASE_URL=postgres://appeals_owner@127.0.0.1:$PG_PORT/appeals"
+        # For tests that play someone who holds the whole server (and for bench/ scripts).
+        echo "export SUPERUSER_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/appeals"
         echo "export CELERY_BROKER_URL=redis://127.0.0.1:$REDIS_PORT/0"
         ;;
     *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;

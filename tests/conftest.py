@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import builders
+from tests import builders, dbroles
 
 
 @pytest.fixture
@@ -59,24 +59,38 @@ def spam_policy(db):
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On PostgreSQL with two roles, create and migrate the test database as the owner."""
+    if dbroles.two_roles():
+        dbroles.switch_to_owner()
+
+
+@pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    """On PostgreSQL, let Django's flush between transactional tests truncate the audit table.
+    """Grant the runtime role its privileges (as the owner), then run the tests as the runtime
+    role, as the deployed app runs; the owner drops the test database at the end."""
+    from django.core.management import call_command
+    from django.test import TransactionTestCase
 
-    The audit table refuses TRUNCATE (migration appeals 0002) unless the session sets
-    `appeals.allow_audit_truncate`; this throwaway test database sets it for every session.
-    """
-    from django.db import connection
+    if dbroles.two_roles():
+        with django_db_blocker.unblock():
+            call_command("grant_runtime_role", role=dbroles.runtime_role(), verbosity=0)
+        dbroles.switch_to_runtime()
 
-    with django_db_blocker.unblock():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT current_database()")
-                name = cursor.fetchone()[0]
-                cursor.execute(
-                    f"ALTER DATABASE {connection.ops.quote_name(name)} "
-                    "SET appeals.allow_audit_truncate = 'on'"
-                )
-            connection.close()  # new sessions pick the setting up
+    # Django's flush between transactional tests empties the audit table: only the owner, with
+    # the triggers off, may do that (tests/dbroles.py).
+    flush = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self):
+        with dbroles.flushing_as_owner(self._databases_names(include_mirrors=False)):
+            flush(self)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(TransactionTestCase, "_fixture_teardown", _fixture_teardown)
+    yield
+    patch.undo()
+    if dbroles.two_roles():
+        dbroles.switch_to_owner()
 
 
 @pytest.fixture(autouse=True)

@@ -16,11 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_database_url() -> str:
-    params = connection.settings_dict
-    user = params.get("USER") or "postgres"
-    host = params.get("HOST") or "127.0.0.1"
-    port = params.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{params['NAME']}"
+    """The test database, as the role the tests connect as (the runtime role with `make test`)."""
+    from tests.dbroles import database_url
+
+    return database_url(connection.settings_dict)
 
 
 @contextmanager
@@ -35,6 +34,7 @@ def celery_worker(
     worker_env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
+        "MIGRATION_DATABASE_URL": "",  # a worker never migrates
         "TEST_DATABASE_NAME": "",
         "CELERY_BROKER_URL": broker_url,
         "DJANGO_SETTINGS_MODULE": "reviewer.settings",

@@ -60,6 +60,7 @@ def test_sqlite_export_times_and_durations_match_the_decisions(tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'appeals.sqlite3'}",
+        "MIGRATION_DATABASE_URL": "",
         "DJANGO_SETTINGS_MODULE": "reviewer.settings",
         "CELERY_BROKER_URL": "memory://",
         "PYTHONPATH": str(REPO_ROOT),
