@@ -99,9 +99,9 @@ def role_problems(connection, role: str) -> list[str]:
         cursor.execute(
             """
             SELECT r.rolsuper, r.rolbypassrls,
-                   pg_has_role(r.oid, c.relowner, 'USAGE') AS acts_as_table_owner,
+                   pg_has_role(r.oid, c.relowner, 'MEMBER') AS acts_as_table_owner,
                    pg_get_userbyid(c.relowner) AS table_owner,
-                   pg_has_role(r.oid, n.nspowner, 'USAGE') AS acts_as_schema_owner,
+                   pg_has_role(r.oid, n.nspowner, 'MEMBER') AS acts_as_schema_owner,
                    n.nspname
             FROM pg_roles r, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE r.rolname = %s AND c.oid = to_regclass(%s)
@@ -128,8 +128,10 @@ def role_problems(connection, role: str) -> list[str]:
             )
         held = []
         for privilege in AUDIT_REFUSED_PRIVILEGES:
-            check = "has_any_column_privilege" if privilege in ("UPDATE", "REFERENCES") else (
-                "has_table_privilege"
+            check = (
+                "has_any_column_privilege"
+                if privilege in ("UPDATE", "REFERENCES")
+                else ("has_table_privilege")
             )
             cursor.execute(f"SELECT {check}(%s, %s, %s)", [role, AUDIT_TABLE, privilege])
             if cursor.fetchone()[0]:
@@ -138,6 +140,15 @@ def role_problems(connection, role: str) -> list[str]:
             problems.append(
                 f"role {role!r} holds {', '.join(held)} on the audit table {AUDIT_TABLE}; it "
                 "needs only SELECT and INSERT (manage.py grant_runtime_role takes the rest away)"
+            )
+        cursor.execute("SELECT has_schema_privilege(%s, %s, 'CREATE')", [role, schema])
+        if cursor.fetchone()[0]:
+            # CVE-2018-1058: functions or operators planted in a schema on the owner's search
+            # path run with the owner's rights the next time it migrates.
+            problems.append(
+                f"role {role!r} holds CREATE on the schema {schema!r}: it could plant functions "
+                "that run as the owner during a migration (REVOKE CREATE ON SCHEMA "
+                f"{schema} FROM PUBLIC)"
             )
         if bypassrls:
             problems.append(f"role {role!r} bypasses row-level security")
@@ -189,6 +200,8 @@ def grant_runtime_privileges(connection, role: str) -> list[str]:
     statements = [
         f"GRANT USAGE ON SCHEMA {schema_q} TO {quoted}",
         f"REVOKE CREATE ON SCHEMA {schema_q} FROM {quoted}",
+        # PostgreSQL 15's default; older clusters let every role create in public.
+        f"REVOKE CREATE ON SCHEMA {schema_q} FROM PUBLIC",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema_q} TO {quoted}",
         f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {schema_q} FROM {quoted}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema_q} TO {quoted}",

@@ -82,7 +82,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
-    database_url = os.environ.get("DATABASE_URL", "")
+    # The bench creates its own database, so it connects as the owner role (which may).
+    database_url = os.environ.get("MIGRATION_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
+    os.environ["MIGRATION_DATABASE_URL"] = ""
     if not database_url.startswith(("postgres://", "postgresql://")):
         print(
             'Set DATABASE_URL to PostgreSQL first: eval "$(bash scripts/services.sh env)"',

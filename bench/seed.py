@@ -22,7 +22,9 @@ def bench_database(name: str, *, keep: bool = False) -> str:
     """Create (or reuse, with keep=True) the database `name` and point Django at it."""
     import psycopg
 
-    base = os.environ.get("DATABASE_URL", "")
+    # The bench creates its own database, so it connects as the owner role (which may).
+    base = os.environ.get("MIGRATION_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
+    os.environ["MIGRATION_DATABASE_URL"] = ""
     if not base.startswith("postgres"):
         sys.exit("Benchmarks run on PostgreSQL: set DATABASE_URL (see scripts/services.sh env)")
     parts = urlparse(base)

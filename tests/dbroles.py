@@ -132,7 +132,9 @@ def database_url(user_settings: dict, alias: str = "default") -> str:
 
     params = connections[alias].settings_dict
     password = user_settings.get("PASSWORD") or ""
-    auth = quote(user_settings.get("USER") or "postgres", safe="") + (f":{quote(password, safe='')}" if password else "")
+    auth = quote(user_settings.get("USER") or "postgres", safe="") + (
+        f":{quote(password, safe='')}" if password else ""
+    )
     return (
         f"postgres://{auth}@{params.get('HOST') or '127.0.0.1'}:{params.get('PORT') or 5432}"
         f"/{params['NAME']}"

@@ -62,8 +62,8 @@ class Command(BaseCommand):
                         raise CommandError(f"the role {runtime_role!r} does not exist")
                     created = self._create_role(connection, runtime_role, password)
                 problems = dbroles.role_problems(connection, runtime_role)
-                # Privileges it holds are taken away below; being the owner or a superuser is not.
-                fatal = [p for p in problems if " holds " not in p]
+                # Privileges it holds are taken away below; ownership or superuser is not.
+                fatal = [p for p in problems if f"role {runtime_role!r} holds " not in p]
                 if fatal:
                     raise CommandError(
                         "refusing to use this role as the runtime role: " + "; ".join(fatal)
