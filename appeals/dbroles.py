@@ -64,6 +64,7 @@ def connected_as_owner(alias: str = DEFAULT_DB_ALIAS) -> Iterator[BaseDatabaseWr
     owner = owner_settings()
     if (
         owner is None
+        or alias != DEFAULT_DB_ALIAS  # MIGRATION_DATABASE_URL is the owner of DATABASE_URL's
         or connection.vendor != "postgresql"
         or owner.get("USER") == connection.settings_dict.get("USER")
     ):

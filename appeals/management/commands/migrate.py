@@ -23,6 +23,10 @@ class Command(migrate.Command):
     def handle(self, *args, **options):
         database = options["database"]
         runtime_role = settings.DATABASES[database].get("USER", "")
+        if not options["skip_checks"]:
+            # As the app connects (the runtime role): the checks judge that role, not the owner.
+            self.check(databases=[database])
+            options["skip_checks"] = True
         with dbroles.connected_as_owner(database) as connection:
             super().handle(*args, **options)
             if (
