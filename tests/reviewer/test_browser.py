@@ -365,21 +365,23 @@ def test_the_pages_run_under_the_content_security_policy_and_it_would_say_so(pag
 
 
 def test_ten_wrong_passwords_in_the_browser_lock_the_account(page, alice):
+    def sign_in(password):
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill(password)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+
     page.goto("/accounts/login/")
     for attempt in range(9):
-        page.get_by_label("Username").fill("alice")
-        page.get_by_label("Password").fill(f"wrong {attempt}")
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(f"wrong {attempt}")
         page.get_by_role("alert").filter(has_text="didn't match").wait_for()
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill("wrong 10")
-    page.get_by_role("button", name="Sign in").click()
+    sign_in("wrong 10")
     page.get_by_role("heading", name="Sign-in locked").wait_for()
     # The right password is refused too, until the cool-off ends.
     page.get_by_role("link", name="Back to sign in").click()
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Sign in to review").wait_for()
+    sign_in(PASSWORD)
+    page.get_by_role("heading", name="Sign-in locked").wait_for()
     alert = page.get_by_role("alert")
     alert.wait_for()
     assert "locked for 15 minutes after the last attempt" in " ".join(alert.inner_text().split())
