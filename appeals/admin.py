@@ -5,17 +5,44 @@ from __future__ import annotations
 from django.contrib import admin
 
 from .models import ApiToken, AuditEvent, Case, Decision, Platform, QueueSetting, Recommendation
+from .tokens import revoke_api_token
 
 
 class ApiTokenInline(admin.TabularInline):
     model = ApiToken
     fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("name", "prefix", "created_at", "last_used_at")
+    # All read-only: revoking is the "Revoke" action on API tokens (audited), and nothing
+    # un-revokes (the model and a database trigger refuse it too).
+    readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
         return False  # tokens are created with `manage.py create_api_token`, shown once
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "platform", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("platform", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix")
+    fields = ("platform", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a revoked token's row is the record that it was revoked
+
+    @admin.action(description="Revoke selected API tokens (for good)", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for token in queryset.select_related("platform").filter(revoked_at__isnull=True):
+            revoke_api_token(token=token, actor=request.user)
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} token(s); this cannot be undone.")
 
 
 @admin.register(Platform)

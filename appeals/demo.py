@@ -145,25 +145,37 @@ class DemoSummary:
     cases_created: int
     appeals_created: int
     password: str
+    users_created: tuple[str, ...] = ()
+    users_kept: tuple[str, ...] = ()
 
 
-def ensure_demo_users(password: str | None) -> str:
+def ensure_demo_users(password: str | None) -> tuple[str, list[str], list[str]]:
+    """Create the demo logins that don't exist yet, all with `password`.
+
+    An account that already exists is left exactly as it is: no new password, no roles, and an
+    existing `admin` is not made a superuser. (Running the demo against a real database must not
+    hand out a known password or superuser rights.) Returns the password and the usernames
+    created and kept.
+    """
     bootstrap_roles()
     password = password or secrets.token_urlsafe(9)
     User = get_user_model()
-    for username, roles in DEMO_USERS.items():
-        user, _ = User.objects.get_or_create(username=username)
-        user.set_password(password)
-        user.save()
-        for role in roles:
-            assign_role(user, role)
-    admin, _ = User.objects.get_or_create(
-        username="admin", defaults={"is_staff": True, "is_superuser": True}
-    )
-    admin.is_staff = admin.is_superuser = True
-    admin.set_password(password)
-    admin.save()
-    return password
+    wanted = [*DEMO_USERS, "admin"]
+    existing = set(User.objects.filter(username__in=wanted).values_list("username", flat=True))
+    created = []
+    with transaction.atomic():
+        for username, roles in DEMO_USERS.items():
+            if username in existing:
+                continue
+            user = User.objects.create_user(username=username, password=password)
+            for role in roles:
+                assign_role(user, role)
+            created.append(username)
+        if "admin" not in existing:
+            User.objects.create_superuser(username="admin", email="", password=password)
+            created.append("admin")
+    kept = [name for name in wanted if name in existing]
+    return password, created, kept
 
 
 def load_demo(
@@ -180,8 +192,10 @@ def load_demo(
         )
         created += sum(1 for o in outcomes if o.status == 201)
     appeals = _demo_appeals(platform)
-    password = ensure_demo_users(password)
-    return DemoSummary(len(versions), created, appeals, password)
+    password, users_created, users_kept = ensure_demo_users(password)
+    return DemoSummary(
+        len(versions), created, appeals, password, tuple(users_created), tuple(users_kept)
+    )
 
 
 def _demo_appeals(platform: Platform) -> int:

@@ -8,6 +8,7 @@ every state change. State changes happen in the service modules, never in `save(
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -37,10 +38,30 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=12)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Set once, by appeals.tokens.revoke_api_token, and never cleared or moved: save() refuses it
+    # here and a trigger (migration 0006) refuses it in the database.
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def save(self, *args, **kwargs):
+        if self.id is not None:
+            stored = (
+                ApiToken.objects.filter(id=self.id).values_list("revoked_at", flat=True).first()
+            )
+            if stored is not None and self.revoked_at != stored:
+                raise ValidationError(
+                    {
+                        "revoked_at": f"token {self.prefix}… was revoked on "
+                        f"{stored:%Y-%m-%d %H:%M} UTC and stays revoked; issue a new token instead"
+                    }
+                )
+            if stored is None and self.revoked_at is not None:
+                raise ValidationError(
+                    {"revoked_at": "revoke a token with revoke_api_token, which audits it"}
+                )
+        super().save(*args, **kwargs)
 
 
 class ContentType(models.TextChoices):
@@ -446,6 +467,7 @@ class AuditEvent(models.Model):
         CALLBACK_ATTEMPTED = "callback_attempted", "Callback attempted"
         CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"
         CALLBACK_FAILED = "callback_failed", "Callback failed"
+        TOKEN_REVOKED = "token_revoked", "API token revoked"
 
     case = models.ForeignKey(
         Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False

@@ -13,7 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ApiToken, Platform
+from .audit import record_event
+from .models import ApiToken, AuditEvent, Platform
 
 TOKEN_PREFIX = "acp_"
 PREFIX_CHARS = 12  # what we keep in the clear, to tell tokens apart in lists and logs
@@ -44,11 +45,32 @@ def create_api_token(*, platform: Platform, name: str) -> tuple[ApiToken, str]:
     return token, raw
 
 
-def revoke_api_token(*, token: ApiToken, now: dt.datetime | None = None) -> ApiToken:
-    """Refuse the token from now on. Revoking twice keeps the first time."""
+@transaction.atomic
+def revoke_api_token(
+    *, token: ApiToken, actor=None, actor_label: str = "system", now: dt.datetime | None = None
+) -> ApiToken:
+    """Refuse the token from now on, for good, and say so in the audit log.
+
+    Revoking twice keeps the first time and writes one event. Nothing un-revokes: the model's
+    save() and a database trigger (migration 0006) refuse clearing or moving `revoked_at`.
+    """
     now = now or timezone.now()
-    ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=now)
+    revoked = ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=now)
     token.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        record_event(
+            AuditEvent.Kind.TOKEN_REVOKED,
+            case=None,
+            actor=actor,
+            actor_label=actor_label,
+            data={
+                "token_id": token.id,
+                "prefix": token.prefix,
+                "name": token.name,
+                "platform": token.platform.slug,
+                "revoked_at": token.revoked_at,
+            },
+        )
     return token
 
 

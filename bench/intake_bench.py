@@ -97,6 +97,8 @@ def main() -> int:
         os.environ["CELERY_BROKER_URL"] = broker
     os.environ["DATABASE_URL"] = _with_path(database_url, f"/{BENCH_DB}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewer.settings")
+    # The test client speaks plain http; measure the pages, not the redirect to https.
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
     _recreate_database(database_url)
     try:

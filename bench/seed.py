@@ -40,6 +40,8 @@ def bench_database(name: str, *, keep: bool = False) -> str:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewer.settings")
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    # The test client speaks plain http; measure the pages, not the redirect to https.
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
     import django
 
     django.setup()

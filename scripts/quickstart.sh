@@ -26,7 +26,7 @@ trap 'kill $WORKER_PID 2>/dev/null || true' EXIT INT TERM
 cat <<MSG
 
   Appeals Copilot is running on the embedded default (SQLite, filesystem broker).
-  Open http://127.0.0.1:$PORT/ and log in as: reviewer   password: $PASSWORD
+  Open http://127.0.0.1:$PORT/ and log in as: reviewer   password: ${PASSWORD:-as printed when the demo was first loaded}
   (also: senior, auditor, policyadmin, admin; same password)   Worker log: var/worker.log
 
 MSG

@@ -97,3 +97,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fast_password_hashing(settings):
     # Personas are created in almost every test; PBKDF2's deliberate slowness buys nothing here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http_test_servers():
+    """The test client and live_server speak plain http; outside debug the settings redirect it
+    to https. Tests of that redirect (tests/reviewer/test_security.py) turn it back on."""
+    from django.test import override_settings
+
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        yield

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from appeals.models import Case, Decision, Queue, QueueSetting, Recommendation
 from tests.reviewer import demo
@@ -85,13 +86,26 @@ def site(live_server, memory_broker, settings):
     return live_server.url
 
 
+def csp_violations(page) -> list[str]:
+    """Collects what Chromium reports refusing under the Content Security Policy."""
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and found.append(message.text),
+    )
+    return found
+
+
 @pytest.fixture
 def page(browser, site):
     context = browser.new_context(viewport={"width": 1280, "height": 720}, base_url=site)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    violations = csp_violations(page)
     yield page
     context.close()
+    # Every page any browser test opens runs under the CSP without it refusing anything.
+    assert violations == [], violations
 
 
 def log_in(page, username):
@@ -216,9 +230,9 @@ def test_media_stays_blurred_until_the_reviewer_reveals_it(page, alice, platform
     page.get_by_role("link", name="Reveal image").click()
     page.locator("#case-media.is-revealed").wait_for()
     # htmx settles the new class in, so the CSS transition runs: wait for it to finish.
-    page.wait_for_function(
-        "getComputedStyle(document.querySelector('#case-media img')).filter === 'none'"
-    )
+    # (Playwright's expect, not wait_for_function: a string predicate is eval'd in the page, and
+    # the Content Security Policy refuses eval.)
+    expect(page.locator("#case-media img")).to_have_css("filter", "none")
 
 
 def test_the_drafting_panel_updates_itself_when_the_draft_lands(page, alice, platform, spam_policy):
@@ -309,9 +323,7 @@ def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy):
     page.goto(f"/cases/{cases['picture'].id}/")
     shot("case-media-blurred")
     page.get_by_role("link", name="Reveal image").click()
-    page.wait_for_function(
-        "getComputedStyle(document.querySelector('#case-media img')).filter === 'none'"
-    )
+    expect(page.locator("#case-media img")).to_have_css("filter", "none")
     shot("case-media-revealed")
     page.goto(f"/policies/versions/{spam_policy.id}/")
     shot("policy-version")
@@ -333,3 +345,63 @@ def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy):
     queueing.claim_case(reviewer=bob, case_id=cases["giveaway"].id)
     page.goto(f"/cases/{cases['giveaway'].id}/")
     shot("case-blind-first")
+
+
+# --- sign-in and the Content Security Policy -------------------------------------------------
+
+
+def test_the_pages_run_under_the_content_security_policy_and_it_would_say_so(page, alice):
+    response = page.goto("/accounts/login/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    log_in(page, "alice")
+    # The check that finds violations does find them: an inline script is refused and reported.
+    probe = page.context.new_page()
+    found = csp_violations(probe)
+    probe.goto("/")
+    with pytest.raises(Exception, match="Content Security Policy|Refused"):
+        probe.add_script_tag(content="window.injected = true")
+    assert probe.evaluate("window.injected === undefined")
+    assert any("inline script" in message for message in found), found
+
+
+def test_ten_wrong_passwords_in_the_browser_lock_the_account(page, alice):
+    def sign_in(password):
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill(password)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+
+    page.goto("/accounts/login/")
+    for attempt in range(9):
+        sign_in(f"wrong {attempt}")
+        page.get_by_role("alert").filter(has_text="didn't match").wait_for()
+    sign_in("wrong 10")
+    page.get_by_role("heading", name="Sign-in locked").wait_for()
+    # The right password is refused too, until the cool-off ends.
+    page.get_by_role("link", name="Back to sign in").click()
+    page.get_by_role("heading", name="Sign in to review").wait_for()
+    sign_in(PASSWORD)
+    page.get_by_role("heading", name="Sign-in locked").wait_for()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "locked for 15 minutes after the last attempt" in " ".join(alert.inner_text().split())
+    assert page.url.endswith("/accounts/login/")
+
+
+def test_the_admin_runs_under_the_content_security_policy(page, platform):
+    from django.contrib.auth import get_user_model
+
+    from appeals import tokens
+
+    get_user_model().objects.create_superuser("root", "", PASSWORD)
+    tokens.create_api_token(platform=platform, name="acme production")
+    log_in(page, "root")
+    for url in (
+        "/admin/",
+        "/admin/appeals/apitoken/",
+        f"/admin/appeals/platform/{platform.id}/change/",
+        "/admin/auth/user/",
+    ):
+        page.goto(url)
+        page.locator("#content").wait_for()
+    # The fixture's teardown asserts that none of these pages had anything refused.

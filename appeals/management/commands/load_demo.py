@@ -24,7 +24,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--password",
             default=None,
-            help="Password for the demo logins (default: a new random one).",
+            help="Password for the demo logins it creates (default: a new random one). "
+            "Accounts that already exist are never changed.",
         )
 
     def handle(self, *args, datasets, cases, password, **options):
@@ -36,8 +37,14 @@ class Command(BaseCommand):
             f"Demo loaded: {summary.policies} policies, {summary.cases_created} new flagged items, "
             f"{summary.appeals_created} new appeals."
         )
-        self.stdout.write(
-            "Demo logins (all share one password): reviewer, senior, auditor, "
-            "policyadmin, admin (superuser)"
-        )
-        self.stdout.write(f"Password: {summary.password}")
+        if summary.users_kept:
+            self.stdout.write(
+                f"Existing accounts left as they were (password and rights unchanged): "
+                f"{', '.join(summary.users_kept)}"
+            )
+        if summary.users_created:
+            self.stdout.write(
+                f"New demo logins (all share one password): {', '.join(summary.users_created)}"
+                + (" (admin is a superuser)" if "admin" in summary.users_created else "")
+            )
+            self.stdout.write(f"Password: {summary.password}")
