@@ -476,13 +476,6 @@ class AuditEvent(models.Model):
         return f"{self.kind} on case {self.case_id} by {self.actor_label}"
 
 
-def media_storage():
-    """The storage for fetched media (settings.STORAGES["media"]); never served directly."""
-    from django.core.files.storage import storages
-
-    return storages["media"]
-
-
 class MediaAsset(models.Model):
     """Our copy of an item's image or video and its blurred preview (see appeals/media/).
 
@@ -508,8 +501,9 @@ class MediaAsset(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
-    original = models.FileField(storage=media_storage, upload_to="media/", blank=True)
-    preview = models.FileField(storage=media_storage, upload_to="media/", blank=True)
+    # Names in settings.STORAGES["media"] (any Django storage backend; never served directly).
+    original = models.CharField(max_length=300, blank=True)
+    preview = models.CharField(max_length=300, blank=True)
     failure_reason = models.CharField(max_length=32, blank=True)
     failure = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import builders
+from tests import builders, media_server
 
 
 @pytest.fixture
@@ -83,3 +83,28 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fast_password_hashing(settings):
     # Personas are created in almost every test; PBKDF2's deliberate slowness buys nothing here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- media (appeals/media/) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def media_storage(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "media": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def platform_media(settings):
+    """A stand-in platform media server; only its own address and port are allowed."""
+    with media_server.media_server(
+        {"/p.png": media_server.serve_bytes(media_server.PNG)}
+    ) as server:
+        settings.MEDIA_FETCH_ALLOW = [f"127.0.0.1:{server.port}"]
+        yield server

@@ -29,6 +29,7 @@ def png_bytes(size=(320, 180), *, text: str = "WIN A FREE iPHONE") -> bytes:
     return out.getvalue()
 
 
+PNG = png_bytes()
 MP4_HEADER = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
 
 

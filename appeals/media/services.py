@@ -17,10 +17,12 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Case, Item, MediaAsset
+from appeals.models import Case, Item, MediaAsset
+
 from . import fetch, previews
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,16 @@ def source_host(url: str) -> str:
         return ""
 
 
+def media_storage():
+    """Where our copies live: settings.STORAGES["media"]. Looked up on use, so tests and
+    deployments can point it anywhere without touching the model."""
+    return storages["media"]
+
+
+def open_stored(name: str):
+    return media_storage().open(name, "rb")
+
+
 def fetch_policy() -> fetch.FetchPolicy:
     return fetch.FetchPolicy(
         max_bytes=settings.MEDIA_FETCH_MAX_BYTES,
@@ -99,7 +111,7 @@ def queue_media_fetch(cases: Sequence[Case]) -> list[MediaAsset]:
 
 def enqueue_media_fetch(asset_ids: list[int]) -> None:
     """Send fetch tasks. A broker that is down leaves the assets pending, and the page says so."""
-    from ..tasks import fetch_item_media
+    from appeals.tasks import fetch_item_media
 
     try:
         for asset_id in asset_ids:
@@ -158,7 +170,7 @@ def fetch_item_media(asset_id: int) -> MediaAsset:
 
     digest = hashlib.sha256(media.content).hexdigest()
     folder = f"items/{asset.item_id}/{digest[:16]}"
-    storage = asset.original.storage
+    storage = media_storage()
     original_name = storage.save(
         f"{folder}/original.{EXTENSIONS[media.mime]}", ContentFile(media.content)
     )

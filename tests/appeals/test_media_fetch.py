@@ -32,14 +32,12 @@ from appeals.media.fetch import (
 )
 from tests.media_server import (
     MP4_HEADER,
+    PNG,
     drip,
     media_server,
-    png_bytes,
     redirect,
     serve_bytes,
 )
-
-PNG = png_bytes()
 
 
 def resolver(table: dict[str, list[str]]):
