@@ -101,8 +101,12 @@ def media_storage(settings, tmp_path):
 
 
 @pytest.fixture
-def platform_media(settings):
-    """A stand-in platform media server; only its own address and port are allowed."""
+def platform_media(settings, monkeypatch):
+    """A stand-in platform media server; only its own address and port are allowed, and the
+    fetcher's connections are held to loopback (tests/media_server.py: LoopbackOnly)."""
+    from appeals.media import fetch
+
+    monkeypatch.setattr(fetch, "new_client", media_server.loopback_client)
     with media_server.media_server(
         {"/p.png": media_server.serve_bytes(media_server.PNG)}
     ) as server:

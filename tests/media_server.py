@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 from PIL import Image, ImageDraw
 
 Route = Callable[[BaseHTTPRequestHandler], None]
@@ -81,7 +82,9 @@ class MediaServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def origin(self) -> str:
@@ -117,3 +120,18 @@ def drip(chunks: int, every: float, body: bytes = b"\x89PNG\r\n\x1a\n") -> Route
         handler.wfile.write(b"0\r\n\r\n")
 
     return route
+
+
+class LoopbackOnly(httpx.HTTPTransport):
+    """The tests' network: connections to 127.0.0.1 only. The fetcher connects to the address it
+    checked, so a regression that let a private address through fails here, before any packet
+    leaves the machine."""
+
+    def handle_request(self, request):
+        if request.url.host != "127.0.0.1":
+            raise AssertionError(f"the fetcher tried to connect to {request.url.host}")
+        return super().handle_request(request)
+
+
+def loopback_client() -> httpx.Client:
+    return httpx.Client(transport=LoopbackOnly(), follow_redirects=False, trust_env=False)

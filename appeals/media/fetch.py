@@ -246,6 +246,10 @@ def check_destination(url: str, policy: FetchPolicy, *, deadline: float) -> _Hop
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UnsafeAddress("refused: the address has no host")
+    try:
+        host = host.encode("idna").decode("ascii")  # the name as DNS and the Host header see it
+    except UnicodeError:
+        raise UnsafeAddress(f"refused: {host!r} is not a valid host name") from None
     if parts.username is not None or parts.password is not None:
         raise UnsafeAddress(f"refused {host}: the address carries credentials")
     port = port or (443 if scheme == "https" else 80)
@@ -291,6 +295,11 @@ def _pinned_request(client: httpx.Client, hop: _Hop, timeout: float) -> httpx.Re
     )
 
 
+def new_client() -> httpx.Client:
+    # trust_env=False: an HTTP(S)_PROXY from the environment would connect elsewhere.
+    return httpx.Client(follow_redirects=False, trust_env=False)
+
+
 def fetch_media(
     url: str, policy: FetchPolicy, *, client: httpx.Client | None = None
 ) -> FetchedMedia:
@@ -298,8 +307,7 @@ def fetch_media(
     deadline = time.monotonic() + policy.timeout_seconds
     own_client = client is None
     if client is None:
-        # trust_env=False: an HTTP(S)_PROXY from the environment would connect elsewhere.
-        client = httpx.Client(follow_redirects=False, trust_env=False)
+        client = new_client()
     try:
         current = url
         for redirects in range(policy.max_redirects + 1):

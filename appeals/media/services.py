@@ -164,9 +164,9 @@ def fetch_item_media(asset_id: int) -> MediaAsset:
             preview_name = "poster.png"
     except fetch.MediaRefused as refused:
         return _record_failure(asset, refused.reason, refused.message)
-    except Exception as error:  # a broken image that passed verify() but fails to decode
+    except Exception as error:  # e.g. an image that passed verify() but fails to decode
         log.exception("media of item %s could not be stored", asset.item_id)
-        return _record_failure(asset, "error", f"could not make a preview: {error}")
+        return _record_failure(asset, "error", f"could not be processed ({type(error).__name__})")
 
     digest = hashlib.sha256(media.content).hexdigest()
     folder = f"items/{asset.item_id}/{digest[:16]}"

@@ -34,6 +34,7 @@ from tests.media_server import (
     MP4_HEADER,
     PNG,
     drip,
+    loopback_client,
     media_server,
     redirect,
     serve_bytes,
@@ -67,6 +68,12 @@ class NoNetwork(httpx.BaseTransport):
 def no_network_client():
     transport = NoNetwork()
     return httpx.Client(transport=transport, follow_redirects=False), transport
+
+
+def fetch_over_loopback(url, policy):
+    """A real fetch over the network, held to loopback (see LoopbackOnly)."""
+    with loopback_client() as client:
+        return fetch_media(url, policy, client=client)
 
 
 def allow_server(server, **overrides) -> FetchPolicy:
@@ -201,6 +208,19 @@ def test_refused_destinations_never_see_a_connection(table, url, error, says):
     assert transport.requests == []
 
 
+def test_an_international_host_name_is_resolved_and_sent_in_its_ascii_form():
+    seen = []
+
+    def platform(request):
+        seen.append(request.headers["host"])
+        return httpx.Response(200, stream=httpx.ByteStream(PNG))
+
+    resolve = resolver({"xn--bcher-kva.example": ["93.184.216.34"]})
+    client = httpx.Client(transport=httpx.MockTransport(platform))
+    fetch_media("https://bücher.example/p.png", FetchPolicy(resolver=resolve), client=client)
+    assert seen == ["xn--bcher-kva.example"] and resolve.calls == ["xn--bcher-kva.example"]
+
+
 def test_a_name_that_does_not_resolve_fails_cleanly():
     client, transport = no_network_client()
     with pytest.raises(FetchFailed, match="could not resolve nowhere.example"):
@@ -288,12 +308,14 @@ def test_a_redirect_to_a_rebound_name_is_checked_again():
 
 
 def test_proxies_from_the_environment_are_ignored(monkeypatch):
-    monkeypatch.setenv("HTTP_PROXY", "http://10.9.9.9:3128")
-    monkeypatch.setenv("ALL_PROXY", "http://10.9.9.9:3128")
-    with media_server({"/p.png": serve_bytes(PNG)}) as server:
-        media = fetch_media(server.url("/p.png"), allow_server(server))
-    assert media.mime == "image/png"
-    assert len(server.requests) == 1
+    with media_server() as proxy, media_server({"/p.png": serve_bytes(PNG)}) as server:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy.origin)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        media = fetch_media(server.url("/p.png"), allow_server(server))  # the default client
+        assert media.mime == "image/png"
+        assert len(server.requests) == 1 and proxy.requests == []
 
 
 # --- against a real server on loopback ----------------------------------------------------
@@ -302,13 +324,13 @@ def test_proxies_from_the_environment_are_ignored(monkeypatch):
 def test_loopback_is_refused_by_default_even_for_a_live_server():
     with media_server({"/p.png": serve_bytes(PNG)}) as server:
         with pytest.raises(ForbiddenDestination, match="loopback address 127.0.0.1"):
-            fetch_media(server.url("/p.png"), FetchPolicy())
+            fetch_over_loopback(server.url("/p.png"), FetchPolicy())
         assert server.requests == []
 
 
 def test_an_allowed_server_is_fetched_and_the_bytes_checked():
     with media_server({"/p.png": serve_bytes(PNG)}) as server:
-        media = fetch_media(server.url("/p.png"), allow_server(server))
+        media = fetch_over_loopback(server.url("/p.png"), allow_server(server))
     assert media.content == PNG
     assert (media.mime, media.kind, media.width, media.height) == ("image/png", "image", 320, 180)
     assert server.requests[0]["headers"]["Accept-Encoding"] == "identity"
@@ -318,7 +340,7 @@ def test_the_allowance_is_for_that_port_only():
     with media_server() as other, media_server({"/go": None}) as server:
         server.routes["/go"] = redirect(other.url("/p.png"))
         with pytest.raises(ForbiddenDestination, match="loopback address 127.0.0.1"):
-            fetch_media(server.url("/go"), allow_server(server))
+            fetch_over_loopback(server.url("/go"), allow_server(server))
         assert other.requests == []
 
 
@@ -339,13 +361,13 @@ def test_redirects_to_private_addresses_are_refused(location, says):
     resolve = resolver({"internal.example": ["10.0.0.5"]})
     with media_server({"/go": redirect(location)}) as server:
         with pytest.raises(ForbiddenDestination, match=says):
-            fetch_media(server.url("/go"), allow_server(server, resolver=resolve))
+            fetch_over_loopback(server.url("/go"), allow_server(server, resolver=resolve))
         assert [r["path"] for r in server.requests] == ["/go"]
 
 
 def test_a_redirect_within_the_allowed_server_is_followed():
     with media_server({"/old": redirect("/p.png", 301), "/p.png": serve_bytes(PNG)}) as server:
-        media = fetch_media(server.url("/old"), allow_server(server))
+        media = fetch_over_loopback(server.url("/old"), allow_server(server))
     assert media.redirects == 1
     assert [r["path"] for r in server.requests] == ["/old", "/p.png"]
 
@@ -353,7 +375,7 @@ def test_a_redirect_within_the_allowed_server_is_followed():
 def test_too_many_redirects_are_refused():
     with media_server({"/loop": redirect("/loop")}) as server:
         with pytest.raises(TooManyRedirects, match="more than 2 redirects"):
-            fetch_media(server.url("/loop"), allow_server(server, max_redirects=2))
+            fetch_over_loopback(server.url("/loop"), allow_server(server, max_redirects=2))
         assert len(server.requests) == 3
 
 
@@ -367,20 +389,20 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read():
 
     with media_server({"/huge": huge}) as server:
         with pytest.raises(TooLarge, match="Content-Length 10,737,418,240 bytes is over"):
-            fetch_media(server.url("/huge"), allow_server(server, max_bytes=1024 * 1024))
+            fetch_over_loopback(server.url("/huge"), allow_server(server, max_bytes=1024 * 1024))
 
 
 def test_a_body_without_a_length_is_cut_off_at_the_limit():
     with media_server({"/endless": drip(1000, 0, body=b"x" * 8192)}) as server:
         with pytest.raises(TooLarge, match="passed the limit of 65,536 bytes"):
-            fetch_media(server.url("/endless"), allow_server(server, max_bytes=65536))
+            fetch_over_loopback(server.url("/endless"), allow_server(server, max_bytes=65536))
 
 
 def test_a_drip_fed_body_is_cut_off_at_the_total_time_limit():
     with media_server({"/drip": drip(100, 0.2)}) as server:
         started = time.monotonic()
         with pytest.raises(TooSlow, match="still arriving at the time limit"):
-            fetch_media(server.url("/drip"), allow_server(server, timeout_seconds=1))
+            fetch_over_loopback(server.url("/drip"), allow_server(server, timeout_seconds=1))
         assert time.monotonic() - started < 2
 
 
@@ -393,7 +415,7 @@ def test_a_server_that_never_answers_is_cut_off():
     with media_server({"/silent": silent}) as server:
         started = time.monotonic()
         with pytest.raises(TooSlow, match="no answer within the time limit"):
-            fetch_media(server.url("/silent"), allow_server(server, timeout_seconds=1))
+            fetch_over_loopback(server.url("/silent"), allow_server(server, timeout_seconds=1))
         assert time.monotonic() - started < 2
         release.set()
 
@@ -401,7 +423,7 @@ def test_a_server_that_never_answers_is_cut_off():
 def test_an_error_status_is_a_failure_naming_it():
     with media_server() as server:
         with pytest.raises(FetchFailed, match="answered HTTP 404"):
-            fetch_media(server.url("/missing.png"), allow_server(server))
+            fetch_over_loopback(server.url("/missing.png"), allow_server(server))
 
 
 @pytest.mark.parametrize(
@@ -426,18 +448,18 @@ def test_an_error_status_is_a_failure_naming_it():
 def test_the_bytes_decide_the_type_not_the_header(body, header, says):
     with media_server({"/x": serve_bytes(body, header)}) as server:
         with pytest.raises(UnsupportedMedia, match=says.replace("(", r"\(").replace(")", r"\)")):
-            fetch_media(server.url("/x"), allow_server(server))
+            fetch_over_loopback(server.url("/x"), allow_server(server))
 
 
 def test_a_real_image_under_a_wrong_header_is_taken_for_what_it_is():
     with media_server({"/x": serve_bytes(PNG, "text/html")}) as server:
-        media = fetch_media(server.url("/x"), allow_server(server))
+        media = fetch_over_loopback(server.url("/x"), allow_server(server))
     assert (media.mime, media.declared_type) == ("image/png", "text/html")
 
 
 def test_a_video_is_recognised_from_its_container():
     with media_server({"/v": serve_bytes(MP4_HEADER, "application/octet-stream")}) as server:
-        media = fetch_media(server.url("/v"), allow_server(server))
+        media = fetch_over_loopback(server.url("/v"), allow_server(server))
     assert (media.kind, media.mime) == ("video", "video/mp4")
 
 
@@ -445,7 +467,7 @@ def test_a_type_left_out_of_the_allowed_list_is_refused():
     with media_server({"/v": serve_bytes(MP4_HEADER, "video/mp4")}) as server:
         policy = allow_server(server, allowed_types=frozenset({"image/png"}))
         with pytest.raises(UnsupportedMedia, match="video/mp4 is not an allowed type"):
-            fetch_media(server.url("/v"), policy)
+            fetch_over_loopback(server.url("/v"), policy)
 
 
 def test_a_decompression_bomb_is_refused_by_its_pixel_count():
@@ -457,7 +479,9 @@ def test_a_decompression_bomb_is_refused_by_its_pixel_count():
     assert len(bomb) < 100_000
     with media_server({"/bomb.png": serve_bytes(bomb)}) as server:
         with pytest.raises(UnsupportedMedia, match="8000×8000 pixels is over the limit"):
-            fetch_media(server.url("/bomb.png"), allow_server(server, max_pixels=10_000_000))
+            fetch_over_loopback(
+                server.url("/bomb.png"), allow_server(server, max_pixels=10_000_000)
+            )
 
 
 def test_allow_entries_are_parsed_strictly():
@@ -491,4 +515,4 @@ def test_an_unreachable_allowed_port_fails_cleanly():
         port = server.port
     policy = FetchPolicy(allow=frozenset({(ipaddress.ip_address("127.0.0.1"), port)}))
     with pytest.raises(FetchFailed, match="could not fetch from 127.0.0.1"):
-        fetch_media(f"http://127.0.0.1:{port}/p.png", policy)
+        fetch_over_loopback(f"http://127.0.0.1:{port}/p.png", policy)

@@ -37,7 +37,7 @@ def _settled(item_id):
     return check
 
 
-def test_a_real_worker_stores_media_after_intake_and_refuses_a_private_address(
+def test_a_real_worker_stores_media_after_intake_and_refuses_a_forbidden_address(
     broker_url, platform, spam_policy, media_storage, platform_media, tmp_path
 ):
     good = flag(
@@ -50,7 +50,8 @@ def test_a_real_worker_stores_media_after_intake_and_refuses_a_private_address(
         platform,
         content="(image post)",
         content_type="image",
-        metadata={"image_url": "http://10.0.0.1/admin/p.png"},  # refused before any connection
+        # Loopback, but not the allowed port: refused before any connection.
+        metadata={"image_url": "http://127.0.0.1:9/admin/p.png"},
     )
     env = {
         "MEDIA_FETCH_ALLOW": f"127.0.0.1:{platform_media.port}",
@@ -65,4 +66,4 @@ def test_a_real_worker_stores_media_after_intake_and_refuses_a_private_address(
     assert storages["media"].open(stored.original).read() == PNG
     assert len(platform_media.requests) == 1
     assert (refused.status, refused.failure_reason) == ("failed", "forbidden_destination")
-    assert "private address 10.0.0.1" in refused.failure
+    assert "loopback address 127.0.0.1" in refused.failure
