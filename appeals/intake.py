@@ -15,6 +15,7 @@ from policies.models import Policy, PolicyVersion
 
 from . import drafting
 from .audit import PendingEvent, record_events
+from .media.services import queue_media_fetch
 from .models import Case, Decision, Item, Platform, Queue, Source
 from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
 
@@ -141,6 +142,7 @@ def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
             case.item = item
             case.save()
             drafting.queue_drafts([case])
+            queue_media_fetch([case])
             record_events([_received_event(case, platform)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
@@ -308,6 +310,7 @@ def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
             case.item = item
         Case.objects.bulk_create([case for _, _, case in built])
         drafting.queue_drafts([case for _, _, case in built])
+        queue_media_fetch([case for _, _, case in built])
         record_events([_received_event(case, platform) for _, _, case in built])
     return {index: case for index, _, case in built}
 
@@ -391,6 +394,7 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
                 appealed_decision=appealed_decision,
             )
             drafting.queue_drafts([case])
+            queue_media_fetch([case])
             events = [_received_event(case, platform)]
             if appealed_decision is not None:
                 events.append(

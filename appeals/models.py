@@ -496,3 +496,49 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on case {self.case_id} by {self.actor_label}"
+
+
+class MediaAsset(models.Model):
+    """Our copy of an item's image or video and its blurred preview (see appeals/media/).
+
+    The platform's address is kept for the record and for fetching; pages show only `source_host`.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be fetched"
+        STORED = "stored", "Stored"
+        FAILED = "failed", "Could not be stored"
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+
+    item = models.OneToOneField(Item, on_delete=models.PROTECT, related_name="media_asset")
+    status = models.CharField(max_length=8, choices=Status, default=Status.PENDING)
+    source_url = models.TextField()  # a platform URL or a data: URL that came with the intake
+    source_host = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(max_length=5, choices=Kind, blank=True)
+    mime = models.CharField(max_length=40, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # Names in settings.STORAGES["media"] (any Django storage backend; never served directly).
+    original = models.CharField(max_length=300, blank=True)
+    preview = models.CharField(max_length=300, blank=True)
+    failure_reason = models.CharField(max_length=32, blank=True)
+    failure = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    stored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="stored") | (~Q(original="") & ~Q(preview="")),
+                name="media_stored_has_files",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind or 'media'} of {self.item_id} ({self.status})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import callbacks, drafting
+from .media import services as media
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -31,3 +32,10 @@ def deliver_decision_callback(self, decision_id: int) -> str:
     """POST the decision to its platform's callback URL (on the default queue). Idempotent:
     attempts are counted in the audit log, and a delivered decision is not sent again."""
     return callbacks.deliver_decision(decision_id).status
+
+
+@shared_task(acks_late=True)
+def fetch_item_media(asset_id: int) -> str:
+    """Fetch an item's image or video and store it with its blurred preview (on the default
+    queue). Safe to run twice: a stored asset is left as it is."""
+    return media.fetch_item_media(asset_id).status

@@ -12,6 +12,18 @@ urlpatterns = [
     path(
         "cases/<int:case_id>/recommendation/", views.case_recommendation, name="case_recommendation"
     ),
+    path(
+        "cases/<int:case_id>/media/preview/",
+        views.case_media,
+        {"variant": "preview"},
+        name="case_media_preview",
+    ),
+    path(
+        "cases/<int:case_id>/media/original/",
+        views.case_media,
+        {"variant": "original"},
+        name="case_media_original",
+    ),
     path("cases/<int:case_id>/claim/", views.case_claim, name="case_claim"),
     path("cases/<int:case_id>/decide/", views.case_decide, name="case_decide"),
     path("cases/<int:case_id>/blind-call/", views.case_blind_call, name="case_blind_call"),

@@ -184,6 +184,35 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "reviewer" / "static"]
 
+
+# Fetched media lives in its own storage, never under STATIC or any public URL: pages get it
+# through an authenticated view only. Any Django storage backend works (MEDIA_STORAGE).
+def _media_storage_options() -> dict:
+    import json
+
+    raw = env_str("MEDIA_STORAGE_OPTIONS")
+    if not raw:
+        return {"location": str(VAR_DIR / "media")}
+    try:
+        options = json.loads(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"MEDIA_STORAGE_OPTIONS must be a JSON object: {error}"
+        ) from None
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured("MEDIA_STORAGE_OPTIONS must be a JSON object")
+    return options
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "media": {
+        "BACKEND": env_str("MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": _media_storage_options(),
+    },
+}
+
 # --- Sign-in and transport security ----------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
@@ -265,6 +294,39 @@ CONTENT_MAX_CHARS = 100_000
 EXPORT_PSEUDONYM_KEY = env_str("EXPORT_PSEUDONYM_KEY")
 CALLBACK_TIMEOUT_SECONDS = env_int("CALLBACK_TIMEOUT_SECONDS", 10, minimum=1)
 
+
+# --- Media (appeals/media/): fetched on the server, never hot-linked -------------------------
+def env_list(name: str, default: str) -> list[str]:
+    return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
+
+
+MEDIA_FETCH_MAX_BYTES = env_int("MEDIA_FETCH_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+MEDIA_FETCH_TIMEOUT_SECONDS = env_int("MEDIA_FETCH_TIMEOUT_SECONDS", 15, minimum=1)
+MEDIA_FETCH_MAX_REDIRECTS = env_int("MEDIA_FETCH_MAX_REDIRECTS", 3, minimum=0)
+MEDIA_MAX_PIXELS = env_int("MEDIA_MAX_PIXELS", 40_000_000, minimum=1)
+MEDIA_PREVIEW_GRAYSCALE = env_bool("MEDIA_PREVIEW_GRAYSCALE", True)
+_media_types = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm")
+MEDIA_FETCH_ALLOWED_TYPES = env_list("MEDIA_FETCH_ALLOWED_TYPES", ",".join(_media_types))
+if set(MEDIA_FETCH_ALLOWED_TYPES) - set(_media_types):
+    raise ImproperlyConfigured(
+        f"MEDIA_FETCH_ALLOWED_TYPES may list only {', '.join(_media_types)}, not "
+        f"{', '.join(sorted(set(MEDIA_FETCH_ALLOWED_TYPES) - set(_media_types)))}"
+    )
+try:
+    MEDIA_FETCH_ALLOWED_PORTS = [int(p) for p in env_list("MEDIA_FETCH_ALLOWED_PORTS", "80,443")]
+except ValueError:
+    raise ImproperlyConfigured(
+        "MEDIA_FETCH_ALLOWED_PORTS must be port numbers, comma-separated"
+    ) from None
+# ADDRESS:PORT pairs exempt from the public-addresses-only rule (a platform's internal media host).
+MEDIA_FETCH_ALLOW = env_list("MEDIA_FETCH_ALLOW", "")
+try:
+    from appeals.media.fetch import FetchPolicy as _FetchPolicy
+
+    _FetchPolicy.parse_allow(MEDIA_FETCH_ALLOW)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"MEDIA_FETCH_ALLOW: {_error}") from None
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
@@ -289,6 +351,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "appeals.tasks.draft_recommendations": {"queue": "gpu"},
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
+    "appeals.tasks.fetch_item_media": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-drafts": {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Q, Subquery, Window
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,12 +24,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from appeals.decisions import blind_call_for, decide_case, model_outcome_for, record_blind_call
 from appeals.drafting import latest_recommendation, request_draft
+from appeals.media import services as media
 from appeals.models import (
     REMOVING_ACTIONS,
     Action,
     AuditEvent,
     Case,
     Decision,
+    MediaAsset,
     Outcome,
     Queue,
     QueueSetting,
@@ -58,7 +60,15 @@ QUEUE_PAGE_SIZE = 50
 HISTORY_LIMIT = 8
 TIMELINE_LIMIT = 300
 MEDIA_TYPES = ("image", "video")
-MEDIA_URL_KEYS = ("url", "media_url", "image_url", "video_url", "src")
+# Our copy of a platform's image or video is a document of its own: no scripts, no subresources,
+# no sniffing, nothing shared through caches, not embeddable by other sites.
+MEDIA_RESPONSE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; "
+    "style-src 'unsafe-inline'; sandbox",
+    "Cache-Control": "private, max-age=300",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -106,22 +116,6 @@ def _next_case(request, queue: str):
             return redirect("case_detail", case_id=case.id)
         messages.info(request, f"The {Queue(queue).label} queue is empty. Nice work.")
     return redirect("dashboard")
-
-
-def media_url(item) -> str:
-    """The address of an image or video, from the metadata or the content; '' for text."""
-    if item.content_type not in MEDIA_TYPES:
-        return ""
-    candidates = [item.metadata.get(key) for key in MEDIA_URL_KEYS] if item.metadata else []
-    candidates.append(item.content.strip())
-    for value in candidates:
-        if (
-            isinstance(value, str)
-            and " " not in value
-            and (value.startswith(("https://", "http://")) or value.startswith("data:image/"))
-        ):
-            return value
-    return ""
 
 
 # --- dashboard -----------------------------------------------------------------------------
@@ -449,7 +443,9 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "case": case,
         "item": case.item,
         "decision": _decision_of(case),
-        "media_url": media_url(case.item),
+        "media": MediaAsset.objects.filter(item_id=case.item_id).first()
+        if case.item.content_type in MEDIA_TYPES
+        else None,
         "is_media": case.item.content_type in MEDIA_TYPES,
         "reveal": reveal,
         "author_history": _history(case, "author_id", case.item.author_id),
@@ -500,6 +496,30 @@ def case_detail(request, case_id):
     if request.htmx and request.htmx.target in ("case-media", "recommendation"):
         template = f"reviewer/case.html#{request.htmx.target}"
     return _render_case(request, case, template=template, reveal=reveal)
+
+
+@require_GET
+def case_media(request, case_id, variant):
+    """Our stored copy of the case's media: the blurred preview, or the original once the
+    reviewer reveals it. Whoever may read the case may load these; nobody else."""
+    case = _viewable_case(request, case_id)
+    asset = get_object_or_404(MediaAsset, item_id=case.item_id, status=MediaAsset.Status.STORED)
+    stored = asset.original if variant == "original" else asset.preview
+    extension = stored.rsplit(".", 1)[-1]
+    content_type = (
+        asset.mime
+        if variant == "original"
+        else {"jpg": "image/jpeg", "png": "image/png"}.get(extension, "application/octet-stream")
+    )
+    response = FileResponse(
+        media.open_stored(stored),
+        content_type=content_type,
+        as_attachment=False,
+        filename=f"case-{case.id}-{variant}.{extension}",
+    )
+    for header, value in MEDIA_RESPONSE_HEADERS.items():
+        response[header] = value
+    return response
 
 
 @require_GET

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import builders, dbroles
+from tests import builders, dbroles, media_server
 
 
 @pytest.fixture
@@ -107,3 +107,32 @@ def _plain_http_test_servers():
 
     with override_settings(SECURE_SSL_REDIRECT=False):
         yield
+
+
+# --- media (appeals/media/) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def media_storage(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "media": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def platform_media(settings, monkeypatch):
+    """A stand-in platform media server; only its own address and port are allowed, and the
+    fetcher's connections are held to loopback (tests/media_server.py: LoopbackOnly)."""
+    from appeals.media import fetch
+
+    monkeypatch.setattr(fetch, "new_client", media_server.loopback_client)
+    with media_server.media_server(
+        {"/p.png": media_server.serve_bytes(media_server.PNG)}
+    ) as server:
+        settings.MEDIA_FETCH_ALLOW = [f"127.0.0.1:{server.port}"]
+        yield server

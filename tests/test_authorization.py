@@ -31,6 +31,10 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "case_detail": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
     "case_detail:appeal": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
     "case_recommendation": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
+    # The world's case is text: no media, so those who may read the case get 404, after the
+    # permission check (tests/reviewer/test_case_media.py covers stored media).
+    "case_media_preview": ("GET", (LOGIN, 403, 404, 404, 403, 404)),
+    "case_media_original": ("GET", (LOGIN, 403, 404, 404, 403, 404)),
     "case_claim": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
     "case_claim:appeal": ("POST", (LOGIN, 403, 403, 302, 403, 403)),
     "case_decide": ("POST", (LOGIN, 403, 400, 400, 403, 403)),

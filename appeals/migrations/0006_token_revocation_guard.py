@@ -57,7 +57,7 @@ def _run(statements_by_vendor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('appeals', '0003_indexes'),
+        ('appeals', '0005_audit_guards'),
     ]
 
     operations = [

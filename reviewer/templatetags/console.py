@@ -7,6 +7,7 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 
+from appeals.media.services import media_source, source_host
 from appeals.models import Outcome, Queue
 from appeals.permissions import workable_queues
 
@@ -35,6 +36,17 @@ def nav_queues(context):
     if not user.is_authenticated:
         return []
     return [(queue, Queue(queue).label) for queue in workable_queues(user)]
+
+
+@register.filter
+def shown_content(item) -> str:
+    """An item's content as pages show it: an image or video whose content is its address shows
+    the host name only, so no page carries a platform media URL (see appeals/media/)."""
+    source = media_source(item)
+    if source and source == item.content.strip():
+        host = source_host(source)
+        return f"({item.get_content_type_display().lower()}{f' from {host}' if host else ''})"
+    return item.content
 
 
 @register.filter

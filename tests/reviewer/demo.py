@@ -16,6 +16,7 @@ from appeals import queueing
 from appeals.decisions import decide_case, record_blind_call
 from appeals.models import Case
 from tests.builders import appeal, flag, make_policy
+from tests.media_server import png_bytes
 from tests.reviewer.drafts import failed_draft, ready_draft
 
 HARASSMENT_POLICY = """# Harassment Policy (#HR)
@@ -34,15 +35,11 @@ HR1.b Pile-on encouragement - "Everyone go tell her what you think of her."
 HR2.a Threats of violence - "I know where you live."
 """
 
-_PICTURE = """<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360" viewBox="0 0 640 360">
-<defs><linearGradient id="sky" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#ffb347"/>
-<stop offset="1" stop-color="#ff5e62"/></linearGradient></defs>
-<rect width="640" height="360" fill="url(#sky)"/><circle cx="470" cy="120" r="56" fill="#fff3b0"/>
-<path d="M0 290 L140 170 L260 270 L380 150 L640 300 L640 360 L0 360 Z" fill="#2d3a4a"/>
-<text x="32" y="60" font-family="sans-serif" font-size="34" font-weight="700" fill="#fff">WIN A FREE iPHONE</text>
-<text x="32" y="98" font-family="sans-serif" font-size="20" fill="#fff">tap the link in bio before midnight</text>
-</svg>"""
-PICTURE_URL = "data:image/svg+xml;base64," + base64.b64encode(_PICTURE.encode()).decode()
+# Sent inline with the intake (a data: URL), so the worker stores it without any fetch.
+PICTURE_URL = (
+    "data:image/png;base64,"
+    + base64.b64encode(png_bytes((640, 360), text="WIN A FREE iPHONE")).decode()
+)
 
 RINGS = (
     "LIMITED OFFER: gold rings 90% off, today only! shopcoach.biz/rings\n"

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import expect
 
-from appeals.models import Case, Decision, Queue, QueueSetting, Recommendation
+from appeals import tasks
+from appeals.models import Case, Decision, MediaAsset, Queue, QueueSetting, Recommendation
+from tests.builders import flag
+from tests.media_server import PNG, serve_bytes
 from tests.reviewer import demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -220,19 +222,59 @@ def test_blind_first_hides_the_draft_until_the_reviewer_calls_it(
     ) == ("violating", True, True)
 
 
-def test_media_stays_blurred_until_the_reviewer_reveals_it(page, alice, platform, spam_policy):
-    case = demo.open_flags(platform)["picture"]
+def _image_loaded(page, selector="#case-media img") -> None:
+    """Wait until the image has decoded. Polled from here through evaluate(): a string predicate
+    in wait_for_function is eval'd in the page, which the Content Security Policy refuses."""
+    image = page.locator(selector)
+    for _ in range(100):
+        if image.evaluate("el => el.complete && el.naturalWidth > 0"):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{selector} never finished loading")
+
+
+def test_the_browser_never_asks_the_platform_for_media(
+    page, alice, platform, spam_policy, media_storage, platform_media
+):
+    """Every request the page makes, before and after "Reveal": none goes to the platform; the
+    preview comes from us at once, the original from us and only after Reveal."""
+    platform_media.routes["/u/7/beach.png"] = serve_bytes(PNG)
+    case = flag(
+        platform,
+        content="(image post)",
+        content_type="image",
+        metadata={"url": platform_media.url("/u/7/beach.png")},
+    )
+    # What the worker does after intake: the platform is asked once, by the server.
+    assert tasks.fetch_item_media(MediaAsset.objects.get(item=case.item).id) == "stored"
+    assert len(platform_media.requests) == 1
+    preview_path = f"/cases/{case.id}/media/preview/"
+    original_path = f"/cases/{case.id}/media/original/"
+
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
     log_in(page, "alice")
     page.goto(f"/cases/{case.id}/")
-    image = page.locator("#case-media img")
-    assert "blur" in image.evaluate("el => getComputedStyle(el).filter")
-    assert "grayscale" in image.evaluate("el => getComputedStyle(el).filter")
+    _image_loaded(page)
+    before = list(requests)
+    assert any(url.endswith(preview_path) for url in before)
+    assert not any(url.endswith(original_path) for url in before)
+    assert platform_media.origin not in page.content()
+    assert "/u/7/" not in page.content()
+
     page.get_by_role("link", name="Reveal image").click()
     page.locator("#case-media.is-revealed").wait_for()
-    # htmx settles the new class in, so the CSS transition runs: wait for it to finish.
-    # (Playwright's expect, not wait_for_function: a string predicate is eval'd in the page, and
-    # the Content Security Policy refuses eval.)
-    expect(page.locator("#case-media img")).to_have_css("filter", "none")
+    _image_loaded(page)
+    after = requests[len(before) :]
+    assert any(url.endswith(original_path) for url in after)
+    assert platform_media.origin not in page.content()
+    size = page.locator("#case-media img").evaluate("el => [el.naturalWidth, el.naturalHeight]")
+    assert size == [320, 180]  # the original, from our copy
+
+    page.get_by_role("link", name="Blur again").click()
+    page.locator("#case-media:not(.is-revealed)").wait_for()
+    assert not any(url.startswith(platform_media.origin) for url in requests), requests
+    assert len(platform_media.requests) == 1  # still only the server's own fetch
 
 
 def test_the_drafting_panel_updates_itself_when_the_draft_lands(page, alice, platform, spam_policy):
@@ -285,7 +327,7 @@ SHOTS = os.environ.get("SCREENSHOT_DIR")
 @pytest.mark.skipif(
     not SHOTS, reason="set SCREENSHOT_DIR (bench/screenshots.py does) to write screenshots"
 )
-def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy):
+def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy, media_storage):
     out = Path(SHOTS)
     out.mkdir(parents=True, exist_ok=True)
     demo.history(platform, alice=alice, bob=bob, carol=carol)
@@ -320,10 +362,13 @@ def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy):
     shot("case-drafting")
     page.goto(f"/cases/{cases['not_configured'].id}/")
     shot("case-not-configured")
+    tasks.fetch_item_media(MediaAsset.objects.get(item=cases["picture"].item).id)
     page.goto(f"/cases/{cases['picture'].id}/")
+    _image_loaded(page)
     shot("case-media-blurred")
     page.get_by_role("link", name="Reveal image").click()
-    expect(page.locator("#case-media img")).to_have_css("filter", "none")
+    page.locator("#case-media.is-revealed").wait_for()
+    _image_loaded(page)
     shot("case-media-revealed")
     page.goto(f"/policies/versions/{spam_policy.id}/")
     shot("policy-version")

@@ -256,28 +256,6 @@ def test_appeal_page_shows_original_decision_and_statement(client, carol, platfo
     assert 'class="appeal-grid"' in page
 
 
-def test_media_stays_blurred_until_revealed(client, alice, platform, spam_policy):
-    case = flag(
-        platform,
-        content="A photo",
-        content_type="image",
-        metadata={"url": "https://cdn.example.test/p.jpg"},
-    )
-    login(client, alice)
-    page = client.get(reverse("case_detail", args=[case.id])).content.decode()
-    assert 'class="media "' in page and "is-revealed" not in page
-    assert "?reveal=1" in page
-    revealed = client.get(reverse("case_detail", args=[case.id]), {"reveal": "1"}).content.decode()
-    assert "media is-revealed" in revealed
-    partial = client.get(
-        reverse("case_detail", args=[case.id]),
-        {"reveal": "1"},
-        HTTP_HX_REQUEST="true",
-        HTTP_HX_TARGET="case-media",
-    ).content.decode()
-    assert partial.lstrip().startswith('<div id="case-media" class="media is-revealed"')
-
-
 def test_drafting_status_polls_until_the_draft_is_done(client, alice, platform, spam_policy):
     case = flag(platform)
     login(client, alice)
