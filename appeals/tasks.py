@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import callbacks, drafting
+from . import callbacks, checkpoints, drafting
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -31,3 +31,10 @@ def deliver_decision_callback(self, decision_id: int) -> str:
     """POST the decision to its platform's callback URL (on the default queue). Idempotent:
     attempts are counted in the audit log, and a delivered decision is not sent again."""
     return callbacks.deliver_decision(decision_id).status
+
+
+@shared_task
+def write_audit_checkpoint() -> str:
+    """Sign the audit chain's head into the checkpoint storage (beat, every
+    AUDIT_CHECKPOINT_INTERVAL_SECONDS). Refuses a chain that does not extend the last checkpoint."""
+    return checkpoints.write_checkpoint().name

@@ -83,3 +83,35 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fast_password_hashing(settings):
     # Personas are created in almost every test; PBKDF2's deliberate slowness buys nothing here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def checkpoint_key_file(tmp_path_factory):
+    """One Ed25519 signing key for the whole run, in a file as production would keep it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = tmp_path_factory.mktemp("checkpoint-key") / "key.pem"
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_dir(settings, tmp_path, checkpoint_key_file):
+    """Every test signs audit checkpoints into its own directory, never into the real var dir."""
+    directory = tmp_path / "audit-checkpoints"
+    settings.AUDIT_CHECKPOINT_KEY_FILE = str(checkpoint_key_file)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit_checkpoints": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(directory)},
+        },
+    }
+    return directory
