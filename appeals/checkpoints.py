@@ -314,11 +314,33 @@ def _walk_from(start: Checkpoint | None) -> ChainHead:
     return ChainHead(head.id, head.hash, head.created_at.astimezone(dt.UTC).isoformat(), events)
 
 
-def write_checkpoint(*, now: dt.datetime | None = None) -> Checkpoint:
+def latest_checkpoint(
+    *, public_key: Ed25519PublicKey, storage: Storage | None = None
+) -> Checkpoint | None:
+    """The newest checkpoint that verifies, reading files newest first (names sort by time)."""
+    storage = storage or checkpoint_storage()
+    try:
+        _dirs, names = storage.listdir("")
+    except FileNotFoundError:
+        return None
+    for name in sorted((n for n in names if NAME_RE.match(n)), reverse=True):
+        try:
+            with storage.open(name, "rb") as handle:
+                return parse_checkpoint(name, handle.read(), public_key)
+        except ValueError as error:
+            logger.error("audit checkpoint %s refused: %s", name, error)
+    return None
+
+
+def write_checkpoint(
+    *, now: dt.datetime | None = None, skip_if_unchanged: bool = False
+) -> Checkpoint:
     """Sign the chain's head and store it as a new file. The periodic task and `verify_audit`.
 
     Refuses (ChainDoesNotExtendCheckpoint) when the chain is not a continuation of the newest
-    checkpoint that verifies: signing a rewritten chain would launder the rewrite.
+    checkpoint that verifies: signing a rewritten chain would launder the rewrite. With
+    `skip_if_unchanged` (the periodic task), a head the newest checkpoint already signed is not
+    signed again; that checkpoint is returned.
     """
     private_key = signing_key(create=True)
     public_key = private_key.public_key()
@@ -329,9 +351,10 @@ def write_checkpoint(*, now: dt.datetime | None = None) -> Checkpoint:
             f"key (key id {key_id(configured)}): its checkpoints would not verify"
         )
     storage = checkpoint_storage()
-    checkpoints, _refused = read_checkpoints(public_key=public_key, storage=storage)
-    latest = checkpoints[-1] if checkpoints else None
+    latest = latest_checkpoint(public_key=public_key, storage=storage)
     head = _walk_from(latest)
+    if skip_if_unchanged and latest is not None and head.head_hash == latest.head_hash:
+        return latest
     signed_at = now or timezone.now()
     payload = {
         "head_event_id": head.head_event_id,

@@ -36,5 +36,6 @@ def deliver_decision_callback(self, decision_id: int) -> str:
 @shared_task
 def write_audit_checkpoint() -> str:
     """Sign the audit chain's head into the checkpoint storage (beat, every
-    AUDIT_CHECKPOINT_INTERVAL_SECONDS). Refuses a chain that does not extend the last checkpoint."""
-    return checkpoints.write_checkpoint().name
+    AUDIT_CHECKPOINT_INTERVAL_SECONDS) unless it is unchanged since the last one. Refuses a chain
+    that does not extend the last checkpoint."""
+    return checkpoints.write_checkpoint(skip_if_unchanged=True).name

@@ -183,6 +183,11 @@ def test_the_periodic_task_writes_a_checkpoint(alice, platform, spam_policy, che
     casework(alice, platform)
     name = tasks.write_audit_checkpoint()
     assert (checkpoint_dir / name).exists()
+    # Nothing new in the chain: the beat does not pile up identical heads.
+    assert tasks.write_audit_checkpoint() == name
+    flag(platform)
+    assert tasks.write_audit_checkpoint() != name
+    assert len(list(checkpoint_dir.iterdir())) == 2
     assert settings.CELERY_BEAT_SCHEDULE["write-audit-checkpoint"]["task"] == (
         "appeals.tasks.write_audit_checkpoint"
     )

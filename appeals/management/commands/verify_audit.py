@@ -52,12 +52,10 @@ class Command(BaseCommand):
             return self._print_public_key()
         problems: list[str] = []
         report = verify_chain(chunk_size=chunk_size, expect_head=expect_head.strip())
-        if report.ok:
-            self.stdout.write(
-                f"audit chain intact: {report.events_checked} events; "
-                f"head event {report.head_id} hash {report.head_hash}"
-            )
-        elif report.first_broken_id is not None:
+        intact = (
+            f"{report.events_checked} events; head event {report.head_id} hash {report.head_hash}"
+        )
+        if report.first_broken_id is not None:
             where = (
                 f"event {report.first_broken_id} ({report.broken_kind}, "
                 f"case {report.broken_case_id if report.broken_case_id is not None else '-'})"
@@ -66,7 +64,7 @@ class Command(BaseCommand):
                 f"audit chain broken at {where}: {report.problem}. "
                 f"{report.events_checked} events before it verified."
             )
-        else:
+        elif not report.ok:
             problems.append(f"audit chain broken: {report.problem}")
 
         try:
@@ -82,7 +80,13 @@ class Command(BaseCommand):
         refused = [f"checkpoint {r.name} refused: {r.reason}" for r in found.refused]
 
         if problems:
+            if report.ok:
+                problems.append(
+                    f"(the chain's own links verify: {intact}. Someone who holds the database "
+                    "emptied, cut or rebuilt it.)"
+                )
             self._fail(problems + refused, EXIT_BROKEN)
+        self.stdout.write(f"audit chain intact: {intact}")
         if found.checkpoints:
             latest = found.latest
             self.stdout.write(
