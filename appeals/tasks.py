@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import callbacks, drafting
+from . import callbacks, checkpoints, drafting
 from .media import services as media
 
 
@@ -39,3 +39,11 @@ def fetch_item_media(asset_id: int) -> str:
     """Fetch an item's image or video and store it with its blurred preview (on the default
     queue). Safe to run twice: a stored asset is left as it is."""
     return media.fetch_item_media(asset_id).status
+
+
+@shared_task
+def write_audit_checkpoint() -> str:
+    """Sign the audit chain's head into the checkpoint storage (beat, every
+    AUDIT_CHECKPOINT_INTERVAL_SECONDS) unless it is unchanged since the last one. Refuses a chain
+    that does not extend the last checkpoint."""
+    return checkpoints.write_checkpoint(skip_if_unchanged=True).name

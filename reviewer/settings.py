@@ -7,6 +7,7 @@ are the embedded quickstart: SQLite and a Celery broker on the local filesystem,
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -327,6 +328,49 @@ try:
 except ValueError as _error:
     raise ImproperlyConfigured(f"MEDIA_FETCH_ALLOW: {_error}") from None
 
+
+# --- Audit checkpoints (signed heads of the audit chain, kept outside the database) ---------
+# The signing key: PEM or a base64 32-byte seed, inline or in a file. Unset: a key generated
+# into VAR_DIR/audit-checkpoint-key.pem. Never stored in the database.
+AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
+AUDIT_CHECKPOINT_KEY_FILE = env_str("AUDIT_CHECKPOINT_KEY_FILE")
+# The verifying key (an auditor needs only this); derived from the signing key when unset.
+AUDIT_CHECKPOINT_PUBLIC_KEY = env_str("AUDIT_CHECKPOINT_PUBLIC_KEY")
+AUDIT_CHECKPOINT_PUBLIC_KEY_FILE = env_str("AUDIT_CHECKPOINT_PUBLIC_KEY_FILE")
+# Where checkpoints go: a STORAGES alias. The default alias is a directory (or any backend).
+AUDIT_CHECKPOINT_STORAGE = env_str("AUDIT_CHECKPOINT_STORAGE", "audit_checkpoints")
+AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600, minimum=10)
+
+
+def env_json_object(name: str, default: dict) -> dict:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {error}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not {raw!r}")
+    return value
+
+
+STORAGES["audit_checkpoints"] = {
+    "BACKEND": env_str(
+        "AUDIT_CHECKPOINT_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+    ),
+    "OPTIONS": env_json_object(
+        "AUDIT_CHECKPOINT_STORAGE_OPTIONS",
+        {"location": AUDIT_CHECKPOINT_DIR, "file_permissions_mode": 0o440},
+    ),
+}
+if AUDIT_CHECKPOINT_STORAGE not in STORAGES:
+    raise ImproperlyConfigured(
+        f"AUDIT_CHECKPOINT_STORAGE must name a storage in STORAGES ({', '.join(STORAGES)}), "
+        f"not {AUDIT_CHECKPOINT_STORAGE!r}"
+    )
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
@@ -352,11 +396,16 @@ CELERY_TASK_ROUTES = {
     "appeals.tasks.draft_recommendations": {"queue": "gpu"},
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
     "appeals.tasks.fetch_item_media": {"queue": "default"},
+    "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-drafts": {
         "task": "appeals.tasks.recover_stalled_drafts",
         "schedule": 60.0,
+    },
+    "write-audit-checkpoint": {
+        "task": "appeals.tasks.write_audit_checkpoint",
+        "schedule": float(AUDIT_CHECKPOINT_INTERVAL_SECONDS),
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

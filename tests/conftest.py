@@ -136,3 +136,35 @@ def platform_media(settings, monkeypatch):
     ) as server:
         settings.MEDIA_FETCH_ALLOW = [f"127.0.0.1:{server.port}"]
         yield server
+
+
+@pytest.fixture(scope="session")
+def checkpoint_key_file(tmp_path_factory):
+    """One Ed25519 signing key for the whole run, in a file as production would keep it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = tmp_path_factory.mktemp("checkpoint-key") / "key.pem"
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_dir(settings, tmp_path, checkpoint_key_file):
+    """Every test signs audit checkpoints into its own directory, never into the real var dir."""
+    directory = tmp_path / "audit-checkpoints"
+    settings.AUDIT_CHECKPOINT_KEY_FILE = str(checkpoint_key_file)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit_checkpoints": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(directory)},
+        },
+    }
+    return directory
