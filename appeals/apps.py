@@ -6,4 +6,4 @@ class AppealsConfig(AppConfig):
     verbose_name = "Cases and appeals"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the worker start-up report)
+        from .drafts import signals  # noqa: F401  (connects the worker start-up report)

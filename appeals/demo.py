@@ -21,10 +21,10 @@ from django.db import transaction
 from policies.models import PolicyVersion
 from policies.services import import_policy_version
 
-from . import intake
+from .intake import services as intake
+from .intake.schemas import AppealIn, ItemIn
 from .models import Case, Platform
-from .roles import assign_role, bootstrap_roles
-from .schemas import AppealIn, ItemIn
+from .review.roles import assign_role, bootstrap_roles
 
 TEEN_SAFETY = {
     "graphic-violent-content": "Graphic Violent Content (Teen Safety)",

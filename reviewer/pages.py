@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import exports, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -27,4 +27,13 @@ urlpatterns = [
         name="policy_rule",
     ),
     path("quality/", views.quality_page, name="quality"),
+    path("exports/", exports.export_page, name="export"),
+    path("exports/decisions.csv", exports.export_download, {"fmt": "csv"}, name="export_csv"),
+    path("exports/decisions.jsonl", exports.export_download, {"fmt": "jsonl"}, name="export_jsonl"),
+    path(
+        "exports/statements-of-reasons.jsonl",
+        exports.export_download,
+        {"fmt": "dsa"},
+        name="export_dsa",
+    ),
 ]

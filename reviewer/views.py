@@ -22,8 +22,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
-from appeals.decisions import blind_call_for, decide_case, model_outcome_for, record_blind_call
-from appeals.drafting import latest_recommendation, request_draft
+from appeals.drafts.services import latest_recommendation, request_draft
 from appeals.models import (
     REMOVING_ACTIONS,
     Action,
@@ -35,13 +34,19 @@ from appeals.models import (
     QueueSetting,
     Recommendation,
 )
-from appeals.permissions import (
+from appeals.review.decisions import (
+    blind_call_for,
+    decide_case,
+    model_outcome_for,
+    record_blind_call,
+)
+from appeals.review.permissions import (
     can_work_queue,
     require_queue,
     require_view_case,
     workable_queues,
 )
-from appeals.queueing import (
+from appeals.review.queueing import (
     claim_case,
     claim_next_case,
     escalate_case,

@@ -8,10 +8,11 @@ import itertools
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from appeals import decisions, intake, queueing
+from appeals.intake import services as intake
+from appeals.intake.schemas import AppealIn, ItemIn
 from appeals.models import Platform
-from appeals.roles import assign_role
-from appeals.schemas import AppealIn, ItemIn
+from appeals.review import decisions, queueing
+from appeals.review.roles import assign_role
 from policies.services import import_policy_version
 
 POLICY_TEXT = """# Spam Policy (#SP)

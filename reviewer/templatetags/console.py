@@ -8,7 +8,7 @@ from django import template
 from django.utils import timezone
 
 from appeals.models import Outcome, Queue
-from appeals.permissions import workable_queues
+from appeals.review.permissions import workable_queues
 
 register = template.Library()
 

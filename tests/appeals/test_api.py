@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from appeals import tokens
+from appeals.intake import tokens
 from appeals.models import ApiToken, AuditEvent, Case, Decision, Item, Recommendation
 from tests.builders import flag, make_platform
 
@@ -199,7 +199,7 @@ def test_external_ids_are_per_platform(api, globex):
 
 
 def test_concurrent_duplicate_is_answered_with_the_case_the_other_request_made(api, monkeypatch):
-    from appeals import intake
+    from appeals.intake import services as intake
 
     original = post(api, "/items", ITEM).json()
     real_existing = intake._existing
@@ -334,7 +334,7 @@ def test_body_that_is_not_declared_json_is_refused_with_415(api, content_type):
 
 
 def test_body_over_the_size_limit_is_refused_with_413(api):
-    from appeals.api import BODY_MAX_BYTES
+    from appeals.intake.api import BODY_MAX_BYTES
 
     response = post(api, "/items", {**ITEM, "content": "y" * BODY_MAX_BYTES})
     assert response.status_code == 413

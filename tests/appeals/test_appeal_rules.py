@@ -9,11 +9,12 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from appeals import decisions, queueing, selectors
+from appeals import selectors
+from appeals.disclosure.notices import notice_for, rule_line
+from appeals.intake.schemas import FieldProblem
 from appeals.models import Case, Queue
-from appeals.notices import notice_for, rule_line
-from appeals.roles import assign_role
-from appeals.schemas import FieldProblem
+from appeals.review import decisions, queueing
+from appeals.review.roles import assign_role
 from policies.models import Policy
 from tests.builders import appeal, decide, flag
 from tests.reviewer.drafts import ready_draft

@@ -14,9 +14,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, connections, transaction
 
-from appeals import decisions, queueing
 from appeals.audit import record_event, verify_chain
 from appeals.models import AuditEvent, Queue
+from appeals.review import decisions, queueing
 from tests.builders import flag
 
 pytestmark = pytest.mark.django_db

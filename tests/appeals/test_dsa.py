@@ -16,8 +16,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from appeals import dsa
-from appeals.exports import Export, ExportFilters
+from appeals.disclosure import dsa
+from appeals.disclosure.exports import Export, ExportFilters
 from appeals.models import REMOVING_ACTIONS
 from policies import dsa_mapping
 from policies.models import Policy

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from appeals import tokens
+from appeals.intake import tokens
 from appeals.models import ApiToken, AuditEvent, Case, Item, Platform, Recommendation
 
 pytestmark = pytest.mark.django_db

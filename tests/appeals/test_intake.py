@@ -9,9 +9,10 @@ import pytest
 from django.db import IntegrityError, connection
 from django.utils import timezone
 
-from appeals import drafting, intake
+from appeals.drafts import services as drafting
+from appeals.intake import services as intake
+from appeals.intake.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
 from appeals.models import AuditEvent, Case, Decision, Item, Recommendation
-from appeals.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
 from tests.builders import appeal, flag
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from appeals import decisions, drafting, queueing
+from appeals.drafts import services as drafting
 from appeals.models import AuditEvent, Case, Queue, Recommendation
+from appeals.review import decisions, queueing
 from policies.services import import_policy_version
 from tests import safeguard_fixtures as fx
 from tests.builders import flag
@@ -152,7 +153,7 @@ def test_running_the_same_draft_twice_stores_one_answer(
 ):
     case = flag(platform, policy="fixture-spam", content=fx.FIXTURE_CASES[0].case.content)
     rec = Recommendation.objects.get(case=case)
-    from appeals.tasks import draft_recommendations
+    from appeals.drafts.tasks import draft_recommendations
 
     with celery_worker(broker_url=broker_url, env=model_env, log_path=tmp_path / "w.log"):
         draft_recommendations.delay([rec.id])  # a duplicate delivery of the same request

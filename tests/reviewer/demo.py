@@ -12,9 +12,9 @@ import itertools
 
 from django.utils import timezone
 
-from appeals import queueing
-from appeals.decisions import decide_case, record_blind_call
 from appeals.models import Case
+from appeals.review import queueing
+from appeals.review.decisions import decide_case, record_blind_call
 from tests.builders import appeal, flag, make_policy
 from tests.reviewer.drafts import failed_draft, ready_draft
 

@@ -284,7 +284,7 @@ def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy):
         page.wait_for_timeout(150)
         page.screenshot(path=str(out / f"{name}.png"))
 
-    from appeals import queueing
+    from appeals.review import queueing
 
     page.goto("/accounts/login/")
     shot("login")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from appeals import queueing
 from appeals.models import Case, Decision, Queue, QueueSetting, Recommendation
+from appeals.review import queueing
 from tests.builders import appeal, flag
 from tests.reviewer.drafts import failed_draft, ready_draft
 
@@ -132,7 +132,7 @@ def test_queue_lists_decided_cases_with_agreement(client, alice, platform, spam_
     ):
         ready_draft(case)
         claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
-        from appeals.decisions import decide_case
+        from appeals.review.decisions import decide_case
 
         decide_case(
             reviewer=alice,

@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from appeals import queueing
-from appeals.decisions import decide_case, record_blind_call
 from appeals.models import Queue, QueueSetting
+from appeals.review import queueing
+from appeals.review.decisions import decide_case, record_blind_call
 from reviewer import quality
 from tests.builders import appeal, flag
 from tests.reviewer.drafts import ready_draft

@@ -21,8 +21,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from appeals.dsa import MappingResolver
-from appeals.exports import FORMATS, Export, ExportFilters
+from appeals.disclosure.dsa import MappingResolver
+from appeals.disclosure.exports import FORMATS, Export, ExportFilters
 from policies.models import Policy
 
 

@@ -9,9 +9,9 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from appeals import intake
-from appeals.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
-from appeals.tokens import get_or_create_platform
+from appeals.intake import services as intake
+from appeals.intake.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
+from appeals.intake.tokens import get_or_create_platform
 
 
 def _reject_constant(name: str) -> None:

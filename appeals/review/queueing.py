@@ -15,8 +15,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .audit import PendingEvent, record_events
-from .models import Case, CaseSkip, Queue
+from appeals.audit import PendingEvent, record_events
+from appeals.models import Case, CaseSkip, Queue
+
 from .permissions import require_queue
 
 

@@ -1,24 +1,17 @@
-"""Celery tasks: thin wrappers that take ids and call the services. Routing is in settings."""
+"""Celery tasks of the disclosure stage: the signed callback to the platform.
+
+The name is wire format (CELERY_TASK_ROUTES uses it), so it keeps the old flat module's name.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from . import callbacks, drafting
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def draft_recommendations(recommendation_ids: list[int]) -> int:
-    """Draft these recommendations (on the `gpu` queue). Safe to run twice."""
-    return drafting.run_drafts(recommendation_ids)
-
-
-@shared_task
-def recover_stalled_drafts() -> int:
-    return drafting.recover_stalled_drafts()
+from . import callbacks
 
 
 @shared_task(
+    name="appeals.tasks.deliver_decision_callback",
     bind=True,
     acks_late=True,
     autoretry_for=(callbacks.RetryableDeliveryError,),

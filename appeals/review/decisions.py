@@ -10,9 +10,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .audit import PendingEvent, record_events
-from .drafting import latest_ready_recommendation
-from .models import (
+from appeals.audit import PendingEvent, record_events
+from appeals.drafts.services import latest_ready_recommendation
+from appeals.models import (
     APPEAL_OUTCOMES,
     FLAG_OUTCOMES,
     REMOVING_ACTIONS,
@@ -22,6 +22,7 @@ from .models import (
     Outcome,
     Recommendation,
 )
+
 from .permissions import require_queue
 from .queueing import locked_case_with_lease
 
@@ -206,6 +207,6 @@ def decide_case(
 
 def _after_decision(decision_id: int) -> None:
     """Side effects once the decision is safely stored (callbacks to the platform)."""
-    from . import hooks
+    from appeals.disclosure import hooks
 
     hooks.decision_recorded(decision_id)

@@ -1,8 +1,8 @@
 """The intake API under /api/v1: platforms send flagged items and appeals, and read cases back.
 
-Thin views over `appeals.intake`. Every answer that is not a success has the same shape,
+Thin views over `appeals.intake.services`. Every answer that is not a success has the same shape,
 `{"errors": [{"field": ..., "problem": ...}]}`, whichever layer found the problem: the token
-check, reading the body, validation (`appeals.schemas`), or the services. Bodies are read and
+check, reading the body, validation (`appeals.intake.schemas`), or the services. Bodies are read and
 validated here rather than by ninja so that the API and `manage.py import_cases` name fields the
 same way; the OpenAPI document still describes them with the same pydantic models.
 """
@@ -23,10 +23,12 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import Field
 
-from . import intake, tokens
-from .decisions import model_outcome_for
-from .drafting import latest_ready_recommendation, latest_recommendation
-from .models import ApiToken, Case, Decision, Recommendation
+from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
+from appeals.models import ApiToken, Case, Decision, Recommendation
+from appeals.review.decisions import model_outcome_for
+
+from . import services as intake
+from . import tokens
 from .schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, Strict, parse_payload
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from appeals.audit import PendingEvent, record_events
+from appeals.drafts import services as drafting
+from appeals.models import Case, Decision, Item, Platform, Queue, Source
 from policies.models import Policy, PolicyVersion
 
-from . import drafting
-from .audit import PendingEvent, record_events
-from .models import Case, Decision, Item, Platform, Queue, Source
 from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
 
 TRUSTED_FLAGGER_PRIORITY = 10  # DSA Art. 22: trusted flaggers' notices go first.

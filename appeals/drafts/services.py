@@ -13,18 +13,22 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from appeals.audit import PendingEvent, record_event, record_events
+from appeals.models import Case, Recommendation
 from policies.engine import engine_from_settings, policy_spec
 from policies.safeguard.types import CaseSpec, Draft, OriginalDecision
 
-from .audit import PendingEvent, record_event, record_events
-from .models import Case, Recommendation
-
 log = logging.getLogger(__name__)
+
+# The draft task, sent by name so that this module and `tasks.py` (which calls it) do not import
+# each other. The name is wire format: routes, the beat schedule and queued messages use it.
+DRAFT_TASK = "appeals.tasks.draft_recommendations"
 
 
 def queue_drafts(cases: Sequence[Case], *, actor=None) -> list[Recommendation]:
@@ -65,12 +69,11 @@ def _enqueue_on_commit(recommendation_ids: list[int]) -> None:
 def enqueue_drafts(chunks: list[list[int]]) -> None:
     """Send draft tasks to the broker. If the broker is down the rows stay pending, and
     `recover_stalled_drafts` sends them again: the request is in the database, not the broker."""
-    from .tasks import draft_recommendations
-
+    draft_recommendations = current_app.signature(DRAFT_TASK)
     sent: list[int] = []
     try:
         # One producer (one broker connection) for all the chunks of this commit.
-        with draft_recommendations.app.producer_or_acquire() as producer:
+        with current_app.producer_or_acquire() as producer:
             for chunk in chunks:
                 draft_recommendations.apply_async((chunk,), producer=producer)
                 sent.extend(chunk)

@@ -24,8 +24,9 @@ import httpx
 from django.conf import settings
 from django.db import transaction
 
-from .audit import PendingEvent, record_events
-from .models import AuditEvent, Decision
+from appeals.audit import PendingEvent, record_events
+from appeals.models import AuditEvent, Decision
+
 from .notices import notice_for
 
 SIGNATURE_HEADER = "X-Appeals-Signature"

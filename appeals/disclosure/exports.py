@@ -1,7 +1,7 @@
 """Decision-audit exports: one row per decided case, the model's draft beside the person's call.
 
 Formats: `csv`, `jsonl` (one object per line) and `dsa` (statements of reasons for the EU DSA
-Transparency Database, see `appeals.dsa`). Rows are read as `values_list` tuples, never model
+Transparency Database, see `appeals.disclosure.dsa`). Rows are read as `values_list` tuples, never model
 instances, through one server-side cursor a chunk at a time, so memory stays flat however many
 decisions there are; the console streams the same generator through a StreamingHttpResponse and
 `manage.py export_decisions` writes it to a file. Every export appends an "exported" audit event
@@ -38,11 +38,11 @@ from django.db.models import (
 )
 from django.db.models.functions import JSONObject
 
+from appeals.audit import record_event
+from appeals.models import Decision, Platform
 from policies.models import Policy, PolicyVersion
 
 from . import dsa
-from .audit import record_event
-from .models import Decision, Platform
 from .notices import NoticeFacts, RuleLines, compose_notice
 
 FORMATS = ("csv", "jsonl", "dsa")

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ApiToken, Platform
+from appeals.models import ApiToken, Platform
 
 TOKEN_PREFIX = "acp_"
 PREFIX_CHARS = 12  # what we keep in the clear, to tell tokens apart in lists and logs

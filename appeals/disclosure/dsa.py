@@ -176,7 +176,7 @@ def statement_for(
 ) -> dict | None:
     """The statement of reasons for one exported decision row, or None if it restricts nothing.
 
-    `record` is a row of `appeals.exports` (COLUMNS → value). No personal data goes in: no user
+    `record` is a row of `appeals.disclosure.exports` (COLUMNS → value). No personal data goes in: no user
     ids, no content, no reviewer; the facts are the policy's rules and what was done.
     """
     kind, outcome, action = record["case_kind"], record["outcome"], record["action"]

@@ -11,9 +11,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from appeals.models import REMOVING_ACTIONS, Action, Case, Decision, Outcome
 from policies.models import PolicyRule
-
-from .models import REMOVING_ACTIONS, Action, Case, Decision, Outcome
 
 # Markdown and list decoration at the start of a rule's first line: "## ", "- ", "* **", "`".
 _LEADING_DECORATION = re.compile(r"^[\s#>*\-•`_]+")
