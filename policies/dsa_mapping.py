@@ -198,7 +198,7 @@ GROUND_ILLEGAL = "DECISION_GROUND_ILLEGAL_CONTENT"
 GROUND_INCOMPATIBLE = "DECISION_GROUND_INCOMPATIBLE_CONTENT"
 
 # The actions a mapping's `visibility` may name: the ones that restrict content (the case
-# actions of `appeals.models.REMOVING_ACTIONS`; a test keeps the two in step).
+# actions of `appeals.outcomes.REMOVING_ACTIONS`; a test keeps the two in step).
 MAPPED_ACTIONS = ("remove", "restrict", "label")
 
 ENTRY_KEYS = {

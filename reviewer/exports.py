@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from appeals.disclosure.exports import CONTENT_TYPES, FILE_NAMES, Export, ExportFilters
+from appeals.models import AuditEvent
 from policies.models import Policy
 
 
@@ -72,7 +73,9 @@ def export_download(request, fmt: str):
     if not form.is_valid():
         return render(request, "reviewer/export.html", {"form": form}, status=400)
     try:
-        export = Export(fmt=fmt, filters=form.filters(), actor=request.user)
+        export = Export(
+            fmt=fmt, filters=form.filters(), actor=request.user, source=AuditEvent.Source.CONSOLE
+        )
     except ValidationError as error:
         form.add_error(
             None,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
+from appeals.outcomes import restricts_content
 from policies.dsa_mapping import (
     GROUND_ILLEGAL,
     GROUND_INCOMPATIBLE,
@@ -138,11 +139,7 @@ def puid_for(external_id: str) -> str:
 
 
 def imposes_restriction(kind: str, outcome: str, action: str) -> bool:
-    if action not in VISIBILITY_FOR_ACTION:
-        return False
-    if kind == "appeal":
-        return outcome == "overturn"
-    return outcome == "violating"
+    return restricts_content(is_appeal=kind == "appeal", outcome=outcome, action=action)
 
 
 _SOURCE_PHRASES = {

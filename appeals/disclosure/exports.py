@@ -39,7 +39,7 @@ from django.db.models import (
 from django.db.models.functions import JSONObject
 
 from appeals.audit import record_event
-from appeals.models import Decision, Platform
+from appeals.models import AuditEvent, Decision, Platform
 from policies.models import Policy, PolicyVersion
 
 from . import dsa
@@ -681,6 +681,7 @@ class Export:
         filters: ExportFilters,
         actor=None,
         actor_label: str = "system",
+        source: AuditEvent.Source = AuditEvent.Source.COMMAND,
         chunk_size: int = CHUNK_SIZE,
         rows_per_chunk: int = 500,
     ) -> None:
@@ -690,6 +691,7 @@ class Export:
         self.filters = filters
         self.actor = actor
         self.actor_label = actor_label
+        self.source = source
         self.chunk_size = chunk_size
         self.rows_per_chunk = rows_per_chunk
         self.rows = 0  # decisions read
@@ -793,10 +795,11 @@ class Export:
     def _record(self) -> None:
         with transaction.atomic():
             record_event(
-                "exported",
+                AuditEvent.Kind.EXPORTED,
                 case=None,
                 actor=self.actor,
                 actor_label=self.actor_label,
+                source=self.source,
                 data={
                     "format": self.fmt,
                     "filters": self.filters.as_dict(),

@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from appeals.audit import PendingEvent, record_event, record_events
-from appeals.models import Case, Recommendation
+from appeals.models import AuditEvent, Case, Recommendation
 from policies.engine import engine_from_settings, policy_spec
 from policies.safeguard.types import CaseSpec, Draft, OriginalDecision
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # The draft task, sent by name so that this module and `tasks.py` (which calls it) do not import
 # each other. The name is wire format: routes, the beat schedule and queued messages use it.
 DRAFT_TASK = "appeals.tasks.draft_recommendations"
+Kind = AuditEvent.Kind
+WORKER = AuditEvent.Source.WORKER
 
 
 def queue_drafts(cases: Sequence[Case], *, actor=None) -> list[Recommendation]:
@@ -43,7 +45,9 @@ def queue_drafts(cases: Sequence[Case], *, actor=None) -> list[Recommendation]:
     return recommendations
 
 
-def request_draft(*, case: Case, actor) -> Recommendation:
+def request_draft(
+    *, case: Case, actor, source: AuditEvent.Source = AuditEvent.Source.CONSOLE
+) -> Recommendation:
     """Ask again for a draft (after a failure, or a new model). One request in flight per case."""
     with transaction.atomic():
         case = Case.objects.select_for_update().get(id=case.id)
@@ -54,7 +58,11 @@ def request_draft(*, case: Case, actor) -> Recommendation:
             case=case, policy_version_id=case.policy_version_id, requested_by=actor
         )
         record_event(
-            "draft_requested", case=case, actor=actor, data={"recommendation_id": recommendation.id}
+            Kind.DRAFT_REQUESTED,
+            case=case,
+            actor=actor,
+            source=source,
+            data={"recommendation_id": recommendation.id},
         )
         _enqueue_on_commit([recommendation.id])
     return recommendation
@@ -127,9 +135,10 @@ def start_drafts(
             if updated:
                 rec = Recommendation.objects.only("case_id").get(id=rec_id)
                 record_event(
-                    "draft_started",
+                    Kind.DRAFT_STARTED,
                     case=Case(id=rec.case_id),
                     actor_label="worker",
+                    source=WORKER,
                     data={"recommendation_id": rec_id},
                 )
                 taken[rec_id] = token
@@ -177,9 +186,10 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
         rec = Recommendation.objects.only("case_id").get(id=rec_id)
         if draft.is_ready:
             record_event(
-                "drafted",
+                Kind.DRAFTED,
                 case=Case(id=rec.case_id),
                 actor_label=f"model:{provenance.model_id}",
+                source=WORKER,
                 data={
                     "recommendation_id": rec_id,
                     "violation": draft.violation,
@@ -191,9 +201,10 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
             )
         else:
             record_event(
-                "draft_failed",
+                Kind.DRAFT_FAILED,
                 case=Case(id=rec.case_id),
                 actor_label="worker",
+                source=WORKER,
                 data={
                     "recommendation_id": rec_id,
                     "reason": fields["failure_reason"],
@@ -256,10 +267,10 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
                     finished_at=now,
                     run_token=None,
                 )
-                kind = "draft_failed"
+                kind = Kind.DRAFT_FAILED
             else:
                 updated = base.update(status=Recommendation.Status.PENDING, run_token=None)
-                kind = "draft_recovered"
+                kind = Kind.DRAFT_RECOVERED
             if updated:
                 record_events(
                     [
@@ -267,15 +278,16 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
                             kind,
                             Case(id=case_id),
                             actor_label="system",
+                            source=WORKER,
                             data={
                                 "recommendation_id": rec_id,
                                 "attempts": attempts,
-                                "reason": "timeout" if kind == "draft_failed" else "stalled",
+                                "reason": "timeout" if kind == Kind.DRAFT_FAILED else "stalled",
                             },
                         )
                     ]
                 )
-                if kind == "draft_recovered":
+                if kind == Kind.DRAFT_RECOVERED:
                     retry_ids.append(rec_id)
     # Requests never picked up (the broker was down when they were made, or lost a message).
     forgotten = list(

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
 from appeals.models import ApiToken, Case, Decision, Recommendation
-from appeals.review.decisions import model_outcome_for
+from appeals.outcomes import model_outcome_for
 
 from . import services as intake
 from . import tokens

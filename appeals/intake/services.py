@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
-from appeals.models import Case, Decision, Item, Platform, Queue, Source
+from appeals.models import AuditEvent, Case, Decision, Item, Platform, Queue, Source
 from policies.models import Policy, PolicyVersion
 
 from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
@@ -89,11 +89,15 @@ def _build_flag(
     return item, case
 
 
-def _received_event(case: Case, platform: Platform) -> PendingEvent:
+API = AuditEvent.Source.API
+
+
+def _received_event(case: Case, platform: Platform, source: AuditEvent.Source) -> PendingEvent:
     return PendingEvent(
-        "received",
+        AuditEvent.Kind.RECEIVED,
         case,
         actor_label=_actor_label(platform),
+        source=source,
         data={
             "kind": case.kind,
             "external_id": case.external_id,
@@ -126,7 +130,9 @@ def _refuse_item_taken_by_appeal(platform: Platform, external_ids: list[str]) ->
         raise _taken_by_appeal_problem(sorted(taken)[0])
 
 
-def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
+def receive_item(
+    *, platform: Platform, payload: ItemIn, source: AuditEvent.Source = API
+) -> IntakeResult:
     """Queue a flagged item. The same external id with the same body returns the existing case."""
     fingerprint = request_fingerprint(payload)
     existing = _existing(platform, Case.Kind.FLAG, payload.external_id, fingerprint)
@@ -141,7 +147,7 @@ def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
             case.item = item
             case.save()
             drafting.queue_drafts([case])
-            record_events([_received_event(case, platform)])
+            record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
         existing = _existing(platform, Case.Kind.FLAG, payload.external_id, fingerprint)
@@ -162,7 +168,11 @@ class BulkOutcome:
 
 
 def receive_items_bulk(
-    *, platform: Platform, payloads: list[ItemIn | None], invalid: dict[int, list[dict]]
+    *,
+    platform: Platform,
+    payloads: list[ItemIn | None],
+    invalid: dict[int, list[dict]],
+    source: AuditEvent.Source = API,
 ) -> list[BulkOutcome]:
     """Queue many items in one transaction. Items already rejected by validation come in as None
     with their problems in `invalid`. Each valid item is written whole or not at all."""
@@ -251,7 +261,7 @@ def receive_items_bulk(
 
     if to_create:
         try:
-            created = _create_flags_together(platform, to_create)
+            created = _create_flags_together(platform, to_create, source=source)
         except IntegrityError:
             # A concurrent request took some of these ids: fall back to one at a time.
             created = {}
@@ -293,7 +303,9 @@ def receive_items_bulk(
     return [outcomes[i] for i in sorted(outcomes)]
 
 
-def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
+def _create_flags_together(
+    platform: Platform, rows, *, source: AuditEvent.Source = API
+) -> dict[int, Case]:
     now = timezone.now()
     # Insert in external id order: two requests sharing ids then lock them in the same order and
     # the later one waits and falls back, instead of the two deadlocking.
@@ -308,11 +320,13 @@ def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
             case.item = item
         Case.objects.bulk_create([case for _, _, case in built])
         drafting.queue_drafts([case for _, _, case in built])
-        record_events([_received_event(case, platform) for _, _, case in built])
+        record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}
 
 
-def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
+def receive_appeal(
+    *, platform: Platform, payload: AppealIn, source: AuditEvent.Source = API
+) -> IntakeResult:
     """Queue an appeal. If the item is not here yet, the appeal brings its content and policy."""
     fingerprint = request_fingerprint(payload)
     existing = _existing(platform, Case.Kind.APPEAL, payload.external_id, fingerprint)
@@ -391,13 +405,14 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
                 appealed_decision=appealed_decision,
             )
             drafting.queue_drafts([case])
-            events = [_received_event(case, platform)]
+            events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(
                     PendingEvent(
-                        "appealed",
+                        AuditEvent.Kind.APPEALED,
                         appealed_decision.case,
                         actor_label=_actor_label(platform),
+                        source=source,
                         data={"appeal_case_id": case.id},
                     )
                 )

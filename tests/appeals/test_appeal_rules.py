@@ -152,7 +152,6 @@ def test_the_notice_cites_the_rules_and_never_the_models_reasoning(alice, platfo
         outcome="violating",
         action="remove",
         rule_ids=["SP2.b"],
-        accepted_recommendation=True,
         note="SECRET-NOTE: seen this seller before",
     )
     notice = notice_for(decision)

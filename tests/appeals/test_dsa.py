@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 
 from appeals.disclosure import dsa
 from appeals.disclosure.exports import Export, ExportFilters
-from appeals.models import REMOVING_ACTIONS
+from appeals.outcomes import REMOVING_ACTIONS
 from policies import dsa_mapping
 from policies.models import Policy
 from tests.builders import appeal, decide, flag, make_policy

@@ -32,7 +32,6 @@ def casework(alice, bob, carol, platform, spam_policy):
         outcome="violating",
         action="remove",
         rule_ids=["SP2.b"],
-        accepted_recommendation=True,
         note="internal: obvious ad",
     )
     hello = flag(

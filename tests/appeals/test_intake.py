@@ -124,11 +124,11 @@ def test_bulk_falls_back_to_one_at_a_time_when_another_request_took_an_id(
 ):
     real_create = intake._create_flags_together
 
-    def another_request_first(platform_, rows):
+    def another_request_first(platform_, rows, **kwargs):
         intake.receive_item(
             platform=platform_, payload=item("b")
         )  # commits between check and write
-        return real_create(platform_, rows)
+        return real_create(platform_, rows, **kwargs)
 
     monkeypatch.setattr(intake, "_create_flags_together", another_request_first)
     outcomes = bulk(platform, [item("a"), item("b"), item("c")])

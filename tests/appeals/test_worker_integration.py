@@ -104,12 +104,13 @@ def test_intake_to_decision_through_a_real_worker(
         outcome="violating",
         action="remove",
         rule_ids=["FX1.a"],
-        accepted_recommendation=True,
     )
     assert decision.recommendation_id == spam_rec.id
     assert decision.agrees_with_model is True
     kinds = list(AuditEvent.objects.filter(case=spam_case).values_list("kind", flat=True))
     assert kinds == ["received", "draft_started", "drafted", "claimed", "decided"]
+    sources = list(AuditEvent.objects.filter(case=spam_case).values_list("source", flat=True))
+    assert sources == ["api", "worker", "worker", "console", "console"]
 
 
 def test_a_worker_killed_mid_draft_loses_and_duplicates_nothing(

@@ -356,7 +356,6 @@ def test_accepting_the_recommendation_decides_and_moves_to_the_next_case(
             "outcome": "violating",
             "action": "remove",
             "rule_ids": ["SP2.b"],
-            "accepted_recommendation": "true",
         },
     )
     assert response.status_code == 302
@@ -522,7 +521,6 @@ def test_blind_first_hides_the_draft_until_the_reviewer_calls_it(
             "outcome": "violating",
             "action": "remove",
             "rule_ids": ["SP2.b"],
-            "accepted_recommendation": "true",
         },
     )
     decision = Decision.objects.get(case=case)

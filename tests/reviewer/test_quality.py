@@ -71,6 +71,9 @@ def test_report_over_casework(alice, bob, carol, platform, spam_policy):
         ready_draft(case)  # the model says violating, SP2.b
     _decide(alice, agree, V, "remove", ["SP2.b"])
     _decide(bob, differ, N, "none")
+    original = flag(platform)
+    _decide(alice, original, V, "remove", ["SP2.b"])
+    # From here on the flags queue is blind-first: a decision needs the reviewer's call first.
     QueueSetting.objects.create(queue=Queue.FLAGS, blind_first=True)
     claimed = queueing.claim_case(reviewer=alice, case_id=blind.id)
     record_blind_call(reviewer=alice, case_id=blind.id, lease_token=claimed.lease_token, outcome=N)
@@ -82,8 +85,6 @@ def test_report_over_casework(alice, bob, carol, platform, spam_policy):
         action="remove",
         rule_ids=["SP2.b"],
     )
-    original = flag(platform)
-    _decide(alice, original, V, "remove", ["SP2.b"])
     overturned = appeal(platform, item_external_id=original.external_id)
     _decide(carol, overturned, "overturn")
 

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from appeals.intake import services as intake
 from appeals.intake.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
 from appeals.intake.tokens import get_or_create_platform
+from appeals.models import AuditEvent
 
 
 def _reject_constant(name: str) -> None:
@@ -118,7 +119,9 @@ class Command(BaseCommand):
             return
         self.flush()  # the appeal may be against an item above it
         try:
-            result = intake.receive_appeal(platform=self.platform, payload=payload)
+            result = intake.receive_appeal(
+                platform=self.platform, payload=payload, source=AuditEvent.Source.COMMAND
+            )
         except FieldProblem as problem:
             self.fail(number, [problem.as_dict()])
             return
@@ -129,7 +132,10 @@ class Command(BaseCommand):
             return
         numbers = [number for number, _ in self.batch]
         outcomes = intake.receive_items_bulk(
-            platform=self.platform, payloads=[payload for _, payload in self.batch], invalid={}
+            platform=self.platform,
+            payloads=[payload for _, payload in self.batch],
+            invalid={},
+            source=AuditEvent.Source.COMMAND,
         )
         self.batch = []
         for outcome in outcomes:
