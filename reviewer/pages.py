@@ -9,9 +9,6 @@ urlpatterns = [
     path("queues/<str:queue>/", views.queue_list, name="queue_list"),
     path("queues/<str:queue>/next/", views.start_reviewing, name="start_reviewing"),
     path("cases/<int:case_id>/", views.case_detail, name="case_detail"),
-    path(
-        "cases/<int:case_id>/recommendation/", views.case_recommendation, name="case_recommendation"
-    ),
     path("cases/<int:case_id>/claim/", views.case_claim, name="case_claim"),
     path("cases/<int:case_id>/decide/", views.case_decide, name="case_decide"),
     path("cases/<int:case_id>/blind-call/", views.case_blind_call, name="case_blind_call"),

@@ -496,13 +496,6 @@ def case_detail(request, case_id):
     return _render_case(request, case, template=template, reveal=reveal)
 
 
-@require_GET
-def case_recommendation(request, case_id):
-    """The recommendation panel alone: polled every 2 s while the draft is pending or running."""
-    case = _viewable_case(request, case_id)
-    return _render_case(request, case, template="reviewer/case.html#recommendation")
-
-
 def _workable_case(request, case_id: int) -> Case:
     case = get_object_or_404(_case_queryset(), id=case_id)
     require_queue(request.user, case.queue)

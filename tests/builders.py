@@ -92,9 +92,19 @@ def appeal(
     return intake.receive_appeal(platform=platform, payload=payload).case
 
 
-def decide(reviewer, case, **decision):
-    """Claim `case` as `reviewer` and decide it (outcome, action, rule_ids, …)."""
+def decide(reviewer, case, outcome, action="", rule_ids=(), *, blind_call=None, **decision):
+    """Claim `case` as `reviewer` and decide it; `blind_call` records their own call first."""
     claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
+    if blind_call:
+        decisions.record_blind_call(
+            reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, outcome=blind_call
+        )
     return decisions.decide_case(
-        reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, **decision
+        reviewer=reviewer,
+        case_id=case.id,
+        lease_token=claimed.lease_token,
+        outcome=outcome,
+        action=action,
+        rule_ids=rule_ids,
+        **decision,
     )

@@ -30,7 +30,6 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "start_reviewing": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
     "case_detail": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
     "case_detail:appeal": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
-    "case_recommendation": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
     "case_claim": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
     "case_claim:appeal": ("POST", (LOGIN, 403, 403, 302, 403, 403)),
     "case_decide": ("POST", (LOGIN, 403, 400, 400, 403, 403)),

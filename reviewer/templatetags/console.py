@@ -86,11 +86,6 @@ def duration(value) -> str:
     return f"{minutes} min"
 
 
-@register.filter
-def get_item(mapping, key):
-    return mapping.get(key) if hasattr(mapping, "get") else None
-
-
 FAILURE_LABELS = {
     "not_configured": "no model is configured",
     "no_final_answer": "the model gave no final answer",

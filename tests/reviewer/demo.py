@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from appeals.models import Case
 from appeals.review import queueing
-from appeals.review.decisions import decide_case, record_blind_call
-from tests.builders import appeal, flag, make_policy
+from tests.builders import appeal, decide, flag, make_policy
 from tests.reviewer.drafts import failed_draft, ready_draft
 
 HARASSMENT_POLICY = """# Harassment Policy (#HR)
@@ -76,23 +75,6 @@ def _backdate(case: Case, *, hours: float) -> None:
         else case.policy_version.policy.appeal_decide_within_hours
     )
     Case.objects.filter(id=case.id).update(created_at=created, due_at=due)
-
-
-def decide(reviewer, case, outcome, action="", rule_ids=(), note="", blind_call=None):
-    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
-    if blind_call:
-        record_blind_call(
-            reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, outcome=blind_call
-        )
-    return decide_case(
-        reviewer=reviewer,
-        case_id=case.id,
-        lease_token=claimed.lease_token,
-        outcome=outcome,
-        action=action,
-        rule_ids=rule_ids,
-        note=note,
-    )
 
 
 def open_flags(platform) -> dict[str, Case]:

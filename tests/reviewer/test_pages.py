@@ -281,12 +281,13 @@ def test_media_stays_blurred_until_revealed(client, alice, platform, spam_policy
 def test_drafting_status_polls_until_the_draft_is_done(client, alice, platform, spam_policy):
     case = flag(platform)
     login(client, alice)
-    url = reverse("case_recommendation", args=[case.id])
-    pending = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    url = reverse("case_detail", args=[case.id])
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "recommendation"}
+    pending = client.get(url, **poll).content.decode()
     assert 'hx-trigger="every 2s"' in pending
     assert "Drafting" in pending
     ready_draft(case)
-    done = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    done = client.get(url, **poll).content.decode()
     assert "hx-trigger" not in done
     assert done.lstrip().startswith('<section id="recommendation"')
 
@@ -492,7 +493,11 @@ def test_blind_first_hides_the_draft_until_the_reviewer_calls_it(
     assert "Hidden until you record your own call" in page
     assert 'id="blind-form"' in page and 'id="accept-form"' not in page
     # The polled partial must not leak it either.
-    partial = client.get(reverse("case_recommendation", args=[case.id])).content.decode()
+    partial = client.get(
+        reverse("case_detail", args=[case.id]),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="recommendation",
+    ).content.decode()
     assert "SECRET RATIONALE" not in partial
     # Deciding before the blind call is refused.
     response = client.post(
