@@ -9,7 +9,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from appeals.disclosure.exports import COLUMNS, Export, ExportFilters, Pseudonymiser, neutralise
+from appeals.disclosure.export_columns import Pseudonymiser, neutralise
+from appeals.disclosure.exports import COLUMNS, Export, ExportFilters
 from appeals.models import AuditEvent
 from tests.builders import appeal, decide, flag
 from tests.reviewer.drafts import ready_draft
@@ -316,7 +317,7 @@ def test_only_auditors_may_export(request, client, who):
 def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
     from django.db import connection
 
-    from appeals.disclosure.exports import _FIELDS, raw_chunks, rows_queryset
+    from appeals.disclosure.export_rows import _FIELDS, raw_chunks, rows_queryset
 
     if connection.vendor != "postgresql":
         pytest.skip("the prefetching server-side cursor is PostgreSQL only")
@@ -384,7 +385,7 @@ def test_whole_seconds_truncate_as_python_does(casework):
 
 
 def test_prefetched_chunks_come_in_order_and_a_failure_reaches_the_reader():
-    from appeals.disclosure.exports import _prefetched
+    from appeals.disclosure.export_rows import _prefetched
 
     assert list(_prefetched(iter([[1], [2, 3], [4]]))) == [[1], [2, 3], [4]]
 
@@ -401,7 +402,7 @@ def test_prefetched_chunks_come_in_order_and_a_failure_reaches_the_reader():
 def test_an_abandoned_prefetch_stops_its_thread_before_returning():
     import threading
 
-    from appeals.disclosure.exports import _prefetched
+    from appeals.disclosure.export_rows import _prefetched
 
     produced = []
 
