@@ -431,13 +431,17 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
     timeline = list(
         AuditEvent.objects.filter(case_id=case.id)
         .order_by("id")
-        .values("id", "kind", "actor_label", "created_at", "data")[:TIMELINE_LIMIT]
+        .values("id", "kind", "actor_label", "source", "created_at", "data")[:TIMELINE_LIMIT]
     )
     for event in timeline:
         event["label"] = (
             AuditEvent.Kind(event["kind"]).label
             if event["kind"] in AuditEvent.Kind.values
             else event["kind"]
+        )
+        source = event["source"]
+        event["source_label"] = (
+            AuditEvent.Source(source).label if source in AuditEvent.Source.values else source
         )
     return {
         "case": case,

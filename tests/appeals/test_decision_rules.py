@@ -205,3 +205,12 @@ def test_every_way_a_lease_ends_empties_every_lease_field(alice, platform, spam_
         case.refresh_from_db()
         lease = (case.claimed_by_id, case.lease_token, case.lease_expires_at, case.claimed_at)
         assert lease == (None, None, None, None), name
+
+
+def test_the_case_timeline_says_through_what_each_event_came(client, alice, platform, spam_policy):
+    case = flag(platform)
+    queueing.claim_case(reviewer=alice, case_id=case.id)
+    client.force_login(alice)
+    page = client.get(reverse("case_detail", args=[case.id])).content.decode()
+    assert "by api:acme · via api token" in page
+    assert "by alice · via review console" in page
