@@ -52,7 +52,13 @@ def _require_may_decide(reviewer, case: Case) -> None:
 
 
 def record_blind_call(
-    *, reviewer, case_id: int, lease_token, outcome: str, rule_ids=(), source: str = CONSOLE
+    *,
+    reviewer,
+    case_id: int,
+    lease_token,
+    outcome: str,
+    rule_ids=(),
+    source: AuditEvent.Source = CONSOLE,
 ) -> Case:
     """In a blind-first queue, the reviewer's own call before the model's draft is shown."""
     now = timezone.now()
@@ -96,7 +102,7 @@ def decide_case(
     action: str = "",
     rule_ids=(),
     note: str = "",
-    source: str = CONSOLE,
+    source: AuditEvent.Source = CONSOLE,
 ) -> Decision:
     """Record the reviewer's final decision. Requires the live lease token.
 

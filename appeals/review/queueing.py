@@ -74,7 +74,7 @@ def _not_for(reviewer, queryset):
 
 
 def claim_next_case(
-    *, reviewer, queue: str, policy_id: int | None = None, source: str = CONSOLE
+    *, reviewer, queue: str, policy_id: int | None = None, source: AuditEvent.Source = CONSOLE
 ) -> Case | None:
     """Give the reviewer the next case in `queue` (their own live claim first), or None."""
     require_queue(reviewer, queue)
@@ -101,7 +101,7 @@ def claim_next_case(
         return _take(case, reviewer, now, source) if case else None
 
 
-def claim_case(*, reviewer, case_id: int, source: str = CONSOLE) -> Case:
+def claim_case(*, reviewer, case_id: int, source: AuditEvent.Source = CONSOLE) -> Case:
     """Claim a particular case (picked from the queue list), if nobody holds it."""
     now = timezone.now()
     with transaction.atomic():
@@ -133,7 +133,9 @@ def locked_case_with_lease(*, reviewer, case_id: int, lease_token, now: dt.datet
     return case
 
 
-def renew_lease(*, reviewer, case_id: int, lease_token, source: str = CONSOLE) -> Case:
+def renew_lease(
+    *, reviewer, case_id: int, lease_token, source: AuditEvent.Source = CONSOLE
+) -> Case:
     now = timezone.now()
     with transaction.atomic():
         case = locked_case_with_lease(
@@ -168,7 +170,7 @@ def clear_lease(case: Case) -> list[str]:
 
 
 def release_case(
-    *, reviewer, case_id: int, lease_token, reason: str = "", source: str = CONSOLE
+    *, reviewer, case_id: int, lease_token, reason: str = "", source: AuditEvent.Source = CONSOLE
 ) -> Case:
     """Give the case back to its queue, unchanged."""
     now = timezone.now()
@@ -191,7 +193,9 @@ def release_case(
     return case
 
 
-def skip_case(*, reviewer, case_id: int, lease_token, reason: str, source: str = CONSOLE) -> Case:
+def skip_case(
+    *, reviewer, case_id: int, lease_token, reason: str, source: AuditEvent.Source = CONSOLE
+) -> Case:
     """Pass on a case: back to the queue, and not offered to this reviewer again."""
     reason = (reason or "").strip()
     if not reason:
@@ -214,7 +218,7 @@ def skip_case(*, reviewer, case_id: int, lease_token, reason: str, source: str =
 
 
 def escalate_case(
-    *, reviewer, case_id: int, lease_token, reason: str, source: str = CONSOLE
+    *, reviewer, case_id: int, lease_token, reason: str, source: AuditEvent.Source = CONSOLE
 ) -> Case:
     """Send the case to the escalations queue for a senior reviewer."""
     reason = (reason or "").strip()
