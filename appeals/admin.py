@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from .intake.tokens import revoke_api_token
 from .models import ApiToken, AuditEvent, Case, Decision, Platform, QueueSetting, Recommendation
-from .tokens import revoke_api_token
 
 
 class ApiTokenInline(admin.TabularInline):
@@ -40,7 +40,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         revoked = 0
         for token in queryset.select_related("platform").filter(revoked_at__isnull=True):
-            revoke_api_token(token=token, actor=request.user)
+            revoke_api_token(token=token, source=AuditEvent.Source.ADMIN, actor=request.user)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} token(s); this cannot be undone.")
 

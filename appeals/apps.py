@@ -6,4 +6,5 @@ class AppealsConfig(AppConfig):
     verbose_name = "Cases and appeals"
 
     def ready(self):
-        from . import checks, signals  # noqa: F401  (registers checks, connects the worker report)
+        from . import checks  # noqa: F401  (registers the database checks)
+        from .drafts import signals  # noqa: F401  (connects the worker start-up report)

@@ -2,6 +2,8 @@
 
 Every event stores the hash of the event before it and the hash of its own canonical content.
 Events are written only through `record_event` / `record_events`; nothing updates or deletes one.
+Each names its kind with a member of `AuditEvent.Kind` and its source (console, API, worker,
+command, admin) with a member of `AuditEvent.Source`; a plain string is refused.
 """
 
 from __future__ import annotations
@@ -26,31 +28,45 @@ AUDIT_CHAIN_LOCK_ID = 0x41554449
 
 @dataclass(frozen=True)
 class PendingEvent:
-    kind: str
+    kind: AuditEvent.Kind
     case: Case | None
     actor: Any = None
     actor_label: str = "system"
     data: dict | None = None
+    source: AuditEvent.Source | None = None
 
 
 def canonical_content(
-    *, prev_hash: str, kind: str, case_id, actor_id, actor_label: str, created_at, data: dict
+    *,
+    prev_hash: str,
+    kind: str,
+    case_id,
+    actor_id,
+    actor_label: str,
+    created_at,
+    data: dict,
+    source: str = "",
 ) -> str:
     """The exact text an event's hash covers: every stored field but `hash` itself.
 
     Keys are sorted and the time is written in UTC, so the text is the same whether the row came
-    from memory or back from either database (PostgreSQL's jsonb reorders keys).
+    from memory or back from either database (PostgreSQL's jsonb reorders keys). The source is
+    covered whenever it is set; events from before sources were kept have none, and their text
+    is exactly what it was when they were hashed, so they still verify.
     """
+    content = {
+        "prev_hash": prev_hash,
+        "kind": kind,
+        "case_id": case_id,
+        "actor_id": actor_id,
+        "actor_label": actor_label,
+        "created_at": created_at.astimezone(dt.UTC).isoformat(),
+        "data": data,
+    }
+    if source:
+        content["source"] = source
     return json.dumps(
-        {
-            "prev_hash": prev_hash,
-            "kind": kind,
-            "case_id": case_id,
-            "actor_id": actor_id,
-            "actor_label": actor_label,
-            "created_at": created_at.astimezone(dt.UTC).isoformat(),
-            "data": data,
-        },
+        content,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -66,6 +82,7 @@ def event_hash(event: AuditEvent) -> str:
         actor_label=event.actor_label,
         created_at=event.created_at,
         data=event.data,
+        source=event.source,
     )
     return hashlib.sha256(content.encode()).hexdigest()
 
@@ -96,6 +113,13 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
     events = list(events)
     if not events:
         return []
+    for pending in events:
+        if not isinstance(pending.kind, AuditEvent.Kind):
+            raise TypeError(f"audit event kind {pending.kind!r} is not a member of AuditEvent.Kind")
+        if not isinstance(pending.source, AuditEvent.Source):
+            raise TypeError(
+                f"audit event source {pending.source!r} is not a member of AuditEvent.Source"
+            )
     prev_hash = _lock_chain_and_get_head()
     now = timezone.now()
     rows = []
@@ -106,9 +130,10 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
             actor_label = actor.get_username()
         row = AuditEvent(
             case=pending.case,
-            kind=pending.kind,
+            kind=pending.kind.value,
             actor=actor,
             actor_label=actor_label,
+            source=pending.source.value,
             created_at=now,
             data=_json_safe(pending.data),
             prev_hash=prev_hash,
@@ -120,14 +145,15 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
 
 
 def record_event(
-    kind: str,
+    kind: AuditEvent.Kind,
     *,
     case: Case | None,
+    source: AuditEvent.Source,
     actor=None,
     actor_label: str = "system",
     data: dict | None = None,
 ) -> AuditEvent:
-    return record_events([PendingEvent(kind, case, actor, actor_label, data)])[0]
+    return record_events([PendingEvent(kind, case, actor, actor_label, data, source)])[0]
 
 
 @dataclass(frozen=True)
@@ -164,6 +190,7 @@ def verify_chain(*, chunk_size: int = 5000, expect_head: str = "") -> ChainRepor
         "case_id",
         "actor_id",
         "actor_label",
+        "source",
         "created_at",
         "data",
         "prev_hash",
@@ -183,6 +210,7 @@ def verify_chain(*, chunk_size: int = 5000, expect_head: str = "") -> ChainRepor
             case_id,
             actor_id,
             actor_label,
+            source,
             created_at,
             data,
             stored_prev,
@@ -206,6 +234,7 @@ def verify_chain(*, chunk_size: int = 5000, expect_head: str = "") -> ChainRepor
                 actor_label=actor_label,
                 created_at=created_at,
                 data=data,
+                source=source,
             )
             if hashlib.sha256(content.encode()).hexdigest() != stored:
                 return broken("its content does not match its hash: the event was altered")

@@ -21,10 +21,10 @@ from django.db import transaction
 from policies.models import PolicyVersion
 from policies.services import import_policy_version
 
-from . import intake
-from .models import Case, Platform
-from .roles import assign_role, bootstrap_roles
-from .schemas import AppealIn, ItemIn
+from .intake import services as intake
+from .intake.schemas import AppealIn, ItemIn
+from .models import AuditEvent, Case, Platform
+from .review.roles import assign_role, bootstrap_roles
 
 TEEN_SAFETY = {
     "graphic-violent-content": "Graphic Violent Content (Teen Safety)",
@@ -188,7 +188,10 @@ def load_demo(
     created = 0
     for start in range(0, len(payloads), 500):
         outcomes = intake.receive_items_bulk(
-            platform=platform, payloads=payloads[start : start + 500], invalid={}
+            platform=platform,
+            payloads=payloads[start : start + 500],
+            invalid={},
+            source=AuditEvent.Source.COMMAND,
         )
         created += sum(1 for o in outcomes if o.status == 201)
     appeals = _demo_appeals(platform)
@@ -230,6 +233,8 @@ def _demo_appeals(platform: Platform) -> int:
                 appellant_id=case.item.author_id or "appellant",
                 original_decision={"outcome": "remove", "rule_ids": [], "decided_at": decided_at},
             )
-            result = intake.receive_appeal(platform=platform, payload=payload)
+            result = intake.receive_appeal(
+                platform=platform, payload=payload, source=AuditEvent.Source.COMMAND
+            )
             created += result.created
     return created

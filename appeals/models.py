@@ -38,7 +38,7 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=12)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # Set once, by appeals.tokens.revoke_api_token, and never cleared or moved: save() refuses it
+    # Set once, by appeals.intake.tokens.revoke_api_token, and never cleared or moved: save() refuses it
     # here and a trigger (migration 0006) refuses it in the database.
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -392,11 +392,6 @@ class Outcome(models.TextChoices):
     OVERTURN = "overturn", "Overturn the original decision"
 
 
-FLAG_OUTCOMES = (Outcome.VIOLATING, Outcome.NOT_VIOLATING)
-APPEAL_OUTCOMES = (Outcome.UPHOLD, Outcome.OVERTURN)
-REMOVING_ACTIONS = (Action.REMOVE, Action.RESTRICT, Action.LABEL)
-
-
 class Decision(models.Model):
     """A person's final call on a case, with the model's recommendation kept beside it."""
 
@@ -469,6 +464,15 @@ class AuditEvent(models.Model):
         CALLBACK_FAILED = "callback_failed", "Callback failed"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
 
+    class Source(models.TextChoices):
+        """Through what the event came: the channel, where `actor_label` says who."""
+
+        CONSOLE = "console", "Review console"
+        API = "api", "API token"
+        WORKER = "worker", "Celery worker"
+        COMMAND = "command", "Management command"
+        ADMIN = "admin", "Admin site"
+
     case = models.ForeignKey(
         Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
     )  # see audit_case_id
@@ -483,6 +487,8 @@ class AuditEvent(models.Model):
     )
     # Who or what acted, in words: a username, "api:<platform>", "worker", "system".
     actor_label = models.CharField(max_length=200)
+    # Blank only on events recorded before sources were kept (their hash does not cover it).
+    source = models.CharField(max_length=8, choices=Source, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)

@@ -6,7 +6,7 @@
 
 Seeds a fresh database (`appeals_bench_export`) with INSERT … SELECT generate_series (items,
 cases, ready recommendations, then one decision per case), then runs the same export the console
-and `manage.py export_decisions` run (`appeals.exports.Export`) into a temporary file.
+and `manage.py export_decisions` run (`appeals.disclosure.exports.Export`) into a temporary file.
 Memory: the growth of the process's peak RSS (ru_maxrss) across the export, and with
 `--tracemalloc` a second, slower pass that reports the Python heap's peak.
 Goal: ≥ 30,000 rows/s and < 200 MB. Results go in docs/benchmarks-export.md.
@@ -30,7 +30,7 @@ def seed_decisions() -> float:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from appeals.roles import assign_role
+    from appeals.review.roles import assign_role
 
     reviewer = get_user_model().objects.create_user("bench-reviewer", password="x")
     assign_role(reviewer, "reviewer")
@@ -74,7 +74,7 @@ def calibration_seconds() -> float:
 def run_export(fmt: str, chunk_size: int, *, trace: bool = False) -> dict:
     import tracemalloc
 
-    from appeals.exports import Export, ExportFilters
+    from appeals.disclosure.exports import Export, ExportFilters
 
     export = Export(fmt=fmt, filters=ExportFilters(), actor_label="bench", chunk_size=chunk_size)
     rss_before = maxrss_mb()

@@ -123,8 +123,8 @@ def _bench(args, broker: str) -> int:
     from django.db import connection
     from django.test import Client
 
+    from appeals.intake.tokens import create_api_token, get_or_create_platform
     from appeals.models import AuditEvent, Case
-    from appeals.tokens import create_api_token, get_or_create_platform
     from tests.builders import make_policy
 
     call_command("migrate", verbosity=0)

@@ -54,9 +54,9 @@ def measure(size: int, samples: int, decided: float) -> dict:
     from django.db import connection
     from django.test import Client
 
-    from appeals import queueing
     from appeals.models import Case, Queue
-    from appeals.roles import assign_role
+    from appeals.review import queueing
+    from appeals.review.roles import assign_role
 
     with connection.cursor() as cursor:
         # Steady state: autovacuum would have set the visibility map by now.

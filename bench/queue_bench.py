@@ -5,7 +5,7 @@
     .venv/bin/python bench/queue_bench.py --sizes 1000,100000 --samples 100
 
 Each size gets a fresh database (`appeals_bench_queue`). Claim-next is timed through the
-service (`appeals.queueing.claim_next_case`), the queue page through Django's test client with a
+service (`appeals.review.queueing.claim_next_case`), the queue page through Django's test client with a
 logged-in reviewer (view + template + queries), both after a warm-up. The goal: p95 at 1M within
 1.5x of p95 at 1k (keyset pagination, no COUNT(*) per page, a partial index in queue order).
 """
@@ -29,9 +29,9 @@ def measure(size: int, samples: int) -> dict:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from appeals import queueing
     from appeals.models import Queue
-    from appeals.roles import assign_role
+    from appeals.review import queueing
+    from appeals.review.roles import assign_role
 
     User = get_user_model()
     reviewers = []

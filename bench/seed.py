@@ -57,7 +57,7 @@ SPAM_POLICY = ROOT.parent / "shared" / "datasets" / "spam-policy-example" / "pol
 def ensure_fixtures():
     """A platform, the roles, a policy version, and a reviewer per persona name."""
     from appeals.models import Platform
-    from appeals.roles import bootstrap_roles
+    from appeals.review.roles import bootstrap_roles
     from policies.services import import_policy_version
 
     bootstrap_roles()

@@ -1,7 +1,7 @@
 """The EU DSA Transparency Database's vocabulary, and the check of a policy's `dsa_mapping`.
 
 A policy maps its rules to the database's statement categories and decision grounds
-(`Policy.dsa_mapping`, see `appeals.dsa` for how statements are built from it). The enum keys
+(`Policy.dsa_mapping`, see `appeals.disclosure.dsa` for how statements are built from it). The enum keys
 below are the database API's own (digital-services-act/transparency-database,
 app/Http/Requests/StatementStoreRequest.php at 69e80a0b). They live here, beside the field they
 check, so that the policy admin refuses a broken mapping when it is saved, not when an export
@@ -198,7 +198,7 @@ GROUND_ILLEGAL = "DECISION_GROUND_ILLEGAL_CONTENT"
 GROUND_INCOMPATIBLE = "DECISION_GROUND_INCOMPATIBLE_CONTENT"
 
 # The actions a mapping's `visibility` may name: the ones that restrict content (the case
-# actions of `appeals.models.REMOVING_ACTIONS`; a test keeps the two in step).
+# actions of `appeals.outcomes.REMOVING_ACTIONS`; a test keeps the two in step).
 MAPPED_ACTIONS = ("remove", "restrict", "label")
 
 ENTRY_KEYS = {

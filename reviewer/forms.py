@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from appeals.models import APPEAL_OUTCOMES, FLAG_OUTCOMES, Action, Case, Outcome, Source
-
-
-def _outcome_choices(case: Case) -> list[tuple[str, str]]:
-    allowed = APPEAL_OUTCOMES if case.is_appeal else FLAG_OUTCOMES
-    return [(value, Outcome(value).label) for value in allowed]
+from appeals.models import Action, Case, Outcome, Source
+from appeals.outcomes import default_action, outcome_choices
 
 
 class LeaseForm(forms.Form):
@@ -33,11 +29,10 @@ class DecisionForm(LeaseForm):
     note = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note (internal)"
     )
-    accepted_recommendation = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, case: Case, rule_ids: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = _outcome_choices(case)
+        self.fields["outcome"].choices = outcome_choices(case)
         self.fields["rule_ids"].choices = [(rule_id, rule_id) for rule_id in rule_ids]
         self.case = case
         if case.is_appeal:
@@ -46,13 +41,11 @@ class DecisionForm(LeaseForm):
 
     def clean(self):
         data = super().clean()
-        if not self.case.is_appeal:
-            # The action follows from the outcome unless the reviewer picked one: no action for
-            # an item that does not violate, removal by default for one that does.
-            if data.get("outcome") == Outcome.NOT_VIOLATING:
-                data["action"] = Action.NONE
-            elif data.get("outcome") == Outcome.VIOLATING and not data.get("action"):
-                data["action"] = Action.REMOVE
+        outcome = data.get("outcome", "")
+        if not self.case.is_appeal and (not data.get("action") or outcome == Outcome.NOT_VIOLATING):
+            # The action follows from the outcome unless the reviewer picked one (an item that
+            # does not violate gets none, whatever the select still shows).
+            data["action"] = default_action(self.case, outcome)
         return data
 
 
@@ -64,7 +57,7 @@ class BlindCallForm(LeaseForm):
 
     def __init__(self, *args, case: Case, rule_ids: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = _outcome_choices(case)
+        self.fields["outcome"].choices = outcome_choices(case)
         self.fields["rule_ids"].choices = [(rule_id, rule_id) for rule_id in rule_ids]
 
 

@@ -2,16 +2,13 @@
 
 from django.urls import path
 
-from . import views
+from . import exports, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("queues/<str:queue>/", views.queue_list, name="queue_list"),
     path("queues/<str:queue>/next/", views.start_reviewing, name="start_reviewing"),
     path("cases/<int:case_id>/", views.case_detail, name="case_detail"),
-    path(
-        "cases/<int:case_id>/recommendation/", views.case_recommendation, name="case_recommendation"
-    ),
     path(
         "cases/<int:case_id>/media/preview/",
         views.case_media,
@@ -39,4 +36,13 @@ urlpatterns = [
         name="policy_rule",
     ),
     path("quality/", views.quality_page, name="quality"),
+    path("exports/", exports.export_page, name="export"),
+    path("exports/decisions.csv", exports.export_download, {"fmt": "csv"}, name="export_csv"),
+    path("exports/decisions.jsonl", exports.export_download, {"fmt": "jsonl"}, name="export_jsonl"),
+    path(
+        "exports/statements-of-reasons.jsonl",
+        exports.export_download,
+        {"fmt": "dsa"},
+        name="export_dsa",
+    ),
 ]

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from appeals.api import api
+from appeals.intake.api import api
 from reviewer.lockout import LoginView
 
 urlpatterns = [
@@ -10,6 +10,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
-    path("", include("appeals.urls")),
     path("", include("reviewer.pages")),
 ]

@@ -22,28 +22,31 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
-from appeals.decisions import blind_call_for, decide_case, model_outcome_for, record_blind_call
-from appeals.drafting import latest_recommendation, request_draft
+from appeals.drafts.services import latest_recommendation, request_draft
 from appeals.media import services as media
 from appeals.models import (
-    REMOVING_ACTIONS,
-    Action,
     AuditEvent,
     Case,
     Decision,
     MediaAsset,
-    Outcome,
     Queue,
     QueueSetting,
     Recommendation,
 )
-from appeals.permissions import (
+from appeals.outcomes import acceptance
+from appeals.review.decisions import (
+    blind_call_for,
+    decide_case,
+    is_blind_first,
+    record_blind_call,
+)
+from appeals.review.permissions import (
     can_work_queue,
     require_queue,
     require_view_case,
     workable_queues,
 )
-from appeals.queueing import (
+from appeals.review.queueing import (
     claim_case,
     claim_next_case,
     escalate_case,
@@ -334,7 +337,7 @@ def _decision_of(case: Case) -> Decision | None:
 
 
 def _blind_first(queue: str) -> bool:
-    return QueueSetting.objects.filter(queue=queue, blind_first=True).exists()
+    return is_blind_first(queue)
 
 
 @dataclass
@@ -362,21 +365,12 @@ def _draft_view(case: Case, user, *, blind_first: bool, known_rule_ids: set[str]
     if blind_first and case.status == Case.Status.OPEN:
         blind_call = blind_call_for(case, user)
         hidden = blind_call is None
-    outcome = model_outcome_for(case, rec) if rec is not None and rec.is_ready else ""
-    rule_ids = [r for r in (rec.rule_ids if rec else []) if r in known_rule_ids]
-    action, problem = "", ""
-    if outcome == Outcome.VIOLATING:
-        action = Action.REMOVE
-    elif outcome == Outcome.NOT_VIOLATING:
-        action = Action.NONE
-    elif outcome == Outcome.OVERTURN and case.original_action not in REMOVING_ACTIONS:
-        action = Action.REMOVE
-    removing = action in REMOVING_ACTIONS or (
-        outcome == Outcome.UPHOLD and case.original_action in REMOVING_ACTIONS
+    accept = acceptance(case, rec, known_rule_ids) if rec is not None and rec.is_ready else None
+    if accept is None:
+        return DraftView(rec, hidden, blind_call, "", [], "", "")
+    return DraftView(
+        rec, hidden, blind_call, accept.outcome, accept.rule_ids, accept.action, accept.problem
     )
-    if outcome and removing and not rule_ids:
-        problem = "The draft cites no rule of this policy version, so it cannot be accepted as is."
-    return DraftView(rec, hidden, blind_call, outcome, rule_ids, action, problem)
 
 
 def _history(case: Case, field: str, value: str) -> dict | None:
@@ -431,13 +425,17 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
     timeline = list(
         AuditEvent.objects.filter(case_id=case.id)
         .order_by("id")
-        .values("id", "kind", "actor_label", "created_at", "data")[:TIMELINE_LIMIT]
+        .values("id", "kind", "actor_label", "source", "created_at", "data")[:TIMELINE_LIMIT]
     )
     for event in timeline:
         event["label"] = (
             AuditEvent.Kind(event["kind"]).label
             if event["kind"] in AuditEvent.Kind.values
             else event["kind"]
+        )
+        source = event["source"]
+        event["source_label"] = (
+            AuditEvent.Source(source).label if source in AuditEvent.Source.values else source
         )
     return {
         "case": case,
@@ -522,13 +520,6 @@ def case_media(request, case_id, variant):
     return response
 
 
-@require_GET
-def case_recommendation(request, case_id):
-    """The recommendation panel alone: polled every 2 s while the draft is pending or running."""
-    case = _viewable_case(request, case_id)
-    return _render_case(request, case, template="reviewer/case.html#recommendation")
-
-
 def _workable_case(request, case_id: int) -> Case:
     case = get_object_or_404(_case_queryset(), id=case_id)
     require_queue(request.user, case.queue)
@@ -557,17 +548,6 @@ def case_decide(request, case_id):
     form = DecisionForm(request.POST, case=case, rule_ids=rule_ids)
     if not form.is_valid():
         return _render_case(request, case, errors=_form_errors(form), status=400)
-    known = set(rule_ids)
-    draft = _draft_view(
-        case, request.user, blind_first=_blind_first(case.queue), known_rule_ids=known
-    )
-    if draft.hidden_until_blind_call:
-        return _render_case(
-            request,
-            case,
-            status=400,
-            errors=["This queue is blind-first: record your own call before deciding."],
-        )
     data = form.cleaned_data
     try:
         decision = decide_case(
@@ -578,8 +558,6 @@ def case_decide(request, case_id):
             action=data["action"],
             rule_ids=data["rule_ids"],
             note=data["note"],
-            accepted_recommendation=data["accepted_recommendation"],
-            recommendation_shown=draft.shown,
         )
     except ValidationError as error:
         return _render_case(request, case, errors=_error_messages(error), status=400)

@@ -8,10 +8,11 @@ import itertools
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from appeals import decisions, intake, queueing
+from appeals.intake import services as intake
+from appeals.intake.schemas import AppealIn, ItemIn
 from appeals.models import Platform
-from appeals.roles import assign_role
-from appeals.schemas import AppealIn, ItemIn
+from appeals.review import decisions, queueing
+from appeals.review.roles import assign_role
 from policies.services import import_policy_version
 
 POLICY_TEXT = """# Spam Policy (#SP)
@@ -91,9 +92,19 @@ def appeal(
     return intake.receive_appeal(platform=platform, payload=payload).case
 
 
-def decide(reviewer, case, **decision):
-    """Claim `case` as `reviewer` and decide it (outcome, action, rule_ids, …)."""
+def decide(reviewer, case, outcome, action="", rule_ids=(), *, blind_call=None, **decision):
+    """Claim `case` as `reviewer` and decide it; `blind_call` records their own call first."""
     claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
+    if blind_call:
+        decisions.record_blind_call(
+            reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, outcome=blind_call
+        )
     return decisions.decide_case(
-        reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, **decision
+        reviewer=reviewer,
+        case_id=case.id,
+        lease_token=claimed.lease_token,
+        outcome=outcome,
+        action=action,
+        rule_ids=rule_ids,
+        **decision,
     )

@@ -13,7 +13,7 @@ from tests import builders, dbroles, media_server
 
 @pytest.fixture
 def roles(db):
-    from appeals.roles import bootstrap_roles
+    from appeals.review.roles import bootstrap_roles
 
     return bootstrap_roles()
 

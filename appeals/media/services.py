@@ -111,7 +111,7 @@ def queue_media_fetch(cases: Sequence[Case]) -> list[MediaAsset]:
 
 def enqueue_media_fetch(asset_ids: list[int]) -> None:
     """Send fetch tasks. A broker that is down leaves the assets pending, and the page says so."""
-    from appeals.tasks import fetch_item_media
+    from .tasks import fetch_item_media
 
     try:
         for asset_id in asset_ids:

@@ -88,7 +88,7 @@ def _run(statements_by_vendor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("appeals", "0003_indexes"),
+        ("appeals", "0004_audit_event_source"),
     ]
 
     operations = [

@@ -1,6 +1,6 @@
 """A revoked API token stays revoked: the database refuses clearing or moving `revoked_at`.
 
-appeals.tokens.revoke_api_token sets it once (and writes a `token_revoked` audit event); the
+appeals.intake.tokens.revoke_api_token sets it once (and writes a `token_revoked` audit event); the
 admin shows it read-only and ApiToken.save() refuses the change; these triggers refuse it for
 every other path too (queryset.update(), raw SQL from the application's connection).
 

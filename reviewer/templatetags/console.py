@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from appeals.media.services import media_source, source_host
 from appeals.models import Outcome, Queue
-from appeals.permissions import workable_queues
+from appeals.review.permissions import workable_queues
 
 register = template.Library()
 
@@ -96,11 +96,6 @@ def duration(value) -> str:
     if hours:
         return f"{hours} h {minutes} min"
     return f"{minutes} min"
-
-
-@register.filter
-def get_item(mapping, key):
-    return mapping.get(key) if hasattr(mapping, "get") else None
 
 
 FAILURE_LABELS = {

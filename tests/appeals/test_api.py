@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from appeals import tokens
+from appeals.intake import tokens
 from appeals.models import ApiToken, AuditEvent, Case, Decision, Item, Recommendation
 from tests.builders import flag, make_platform
 
@@ -134,7 +134,7 @@ def test_request_without_a_valid_token_is_refused_with_401_naming_authorization(
 
 
 def test_revoked_token_is_refused_with_401_saying_so(api, acme_token):
-    tokens.revoke_api_token(token=ApiToken.objects.get())
+    tokens.revoke_api_token(token=ApiToken.objects.get(), source=AuditEvent.Source.ADMIN)
     response = post(api, "/items", ITEM)
     assert response.status_code == 401
     assert "revoked" in response.json()["errors"][0]["problem"]
@@ -201,7 +201,7 @@ def test_external_ids_are_per_platform(api, globex):
 
 
 def test_concurrent_duplicate_is_answered_with_the_case_the_other_request_made(api, monkeypatch):
-    from appeals import intake
+    from appeals.intake import services as intake
 
     original = post(api, "/items", ITEM).json()
     real_existing = intake._existing
@@ -336,7 +336,7 @@ def test_body_that_is_not_declared_json_is_refused_with_415(api, content_type):
 
 
 def test_body_over_the_size_limit_is_refused_with_413(api):
-    from appeals.api import BODY_MAX_BYTES
+    from appeals.intake.api import BODY_MAX_BYTES
 
     response = post(api, "/items", {**ITEM, "content": "y" * BODY_MAX_BYTES})
     assert response.status_code == 413

@@ -9,11 +9,11 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from appeals import decisions, queueing, selectors
+from appeals.disclosure.notices import notice_for, rule_line
+from appeals.intake.schemas import FieldProblem
 from appeals.models import Case, Queue
-from appeals.notices import notice_for, rule_line
-from appeals.roles import assign_role
-from appeals.schemas import FieldProblem
+from appeals.review import decisions, queueing
+from appeals.review.roles import assign_role
 from policies.models import Policy
 from tests.builders import appeal, decide, flag
 from tests.reviewer.drafts import ready_draft
@@ -65,30 +65,19 @@ def test_an_appeal_against_a_decision_in_the_future_is_refused(platform, spam_po
 # --- The time to decide --------------------------------------------------------------------
 
 
-def test_flags_and_appeals_fall_due_per_policy_and_are_counted_when_late(
-    alice, platform, spam_policy
-):
+def test_flags_and_appeals_fall_due_per_policy(platform, spam_policy):
     Policy.objects.filter(slug="spam").update(decide_within_hours=24, appeal_decide_within_hours=72)
     fresh = flag(platform)
     assert fresh.due_at - fresh.created_at == dt.timedelta(hours=24)
-    late_flag = flag(platform)
     flag(platform, external_id="ad-1")
     complaint = appeal(platform, item_external_id="ad-1")
     assert complaint.due_at - complaint.created_at == dt.timedelta(hours=72)
 
     now = timezone.now()
-    assert selectors.past_due_counts(now=now) == {}
     later = now + dt.timedelta(hours=25)
-    assert selectors.past_due_counts(now=later) == {"flags": 3}
-    assert selectors.past_due_counts(now=now + dt.timedelta(hours=73)) == {"flags": 3, "appeals": 1}
-    assert list(selectors.past_due_cases(now=later, queue=Queue.APPEALS)) == []
-    assert selectors.due_soon_count(within=dt.timedelta(hours=25), now=now) == 3
-    assert late_flag.is_past_due(now=later)
-
-    Case.objects.filter(id=late_flag.id).update(due_at=now - dt.timedelta(minutes=1))
-    decide(alice, late_flag, outcome="not_violating")
-    assert selectors.decided_late_counts() == {"flag": 1}
-    assert late_flag.id not in {c.id for c in selectors.past_due_cases(now=later)}
+    assert not fresh.is_past_due(now=now) and fresh.is_past_due(now=later)
+    assert not complaint.is_past_due(now=later)
+    assert complaint.is_past_due(now=now + dt.timedelta(hours=73))
 
 
 # --- Someone else decides the appeal --------------------------------------------------------
@@ -151,7 +140,6 @@ def test_the_notice_cites_the_rules_and_never_the_models_reasoning(alice, platfo
         outcome="violating",
         action="remove",
         rule_ids=["SP2.b"],
-        accepted_recommendation=True,
         note="SECRET-NOTE: seen this seller before",
     )
     notice = notice_for(decision)

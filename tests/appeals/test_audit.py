@@ -8,6 +8,8 @@ session of its own and the tests commit what it must see (transactional tests).
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import threading
 
@@ -15,9 +17,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, connections, transaction
 
-from appeals import decisions, queueing
 from appeals.audit import record_event, verify_chain
 from appeals.models import AuditEvent, Queue
+from appeals.review import decisions, queueing
 from tests import dbroles
 from tests.builders import flag
 
@@ -227,7 +229,7 @@ def test_chunked_walk_matches_a_single_pass(casework):
 
 def test_events_are_only_recorded_inside_a_transaction():
     with pytest.raises(RuntimeError, match="inside the transaction"):
-        record_event("exported", case=None, data={})
+        record_event(AuditEvent.Kind.EXPORTED, case=None, source=AuditEvent.Source.COMMAND, data={})
 
 
 def test_the_application_cannot_update_audit_events(casework):
@@ -267,7 +269,13 @@ def test_concurrent_appends_keep_one_unbroken_chain(platform, spam_policy):
             start.wait()
             for i in range(25):
                 with transaction.atomic():
-                    record_event("exported", case=None, actor_label=f"worker-{n}", data={"i": i})
+                    record_event(
+                        AuditEvent.Kind.EXPORTED,
+                        case=None,
+                        source=AuditEvent.Source.WORKER,
+                        actor_label=f"worker-{n}",
+                        data={"i": i},
+                    )
         except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
         finally:
@@ -282,3 +290,78 @@ def test_concurrent_appends_keep_one_unbroken_chain(platform, spam_policy):
     report = verify_chain()
     assert report.ok, report.problem
     assert report.events_checked == 200
+
+
+# --- Typed kinds and the source of each event ----------------------------------------------
+
+
+def test_a_kind_or_source_that_is_not_a_member_of_the_enums_is_refused():
+    with transaction.atomic():
+        with pytest.raises(TypeError, match="not a member of AuditEvent.Kind"):
+            record_event("exported", case=None, source=AuditEvent.Source.COMMAND)
+        with pytest.raises(TypeError, match="not a member of AuditEvent.Source"):
+            record_event(AuditEvent.Kind.EXPORTED, case=None, source="command")
+    assert not AuditEvent.objects.exists()
+
+
+def test_console_decisions_record_their_source(casework):
+    assert [e.source for e in casework] == ["api", "api", "console", "console"]
+
+
+def test_the_source_is_covered_by_the_hash(casework):
+    decided = casework[-1]
+    _sql(f"UPDATE {TABLE} SET source = 'admin' WHERE id = %s", [decided.id])
+    report = verify_chain()
+    assert report.first_broken_id == decided.id
+    assert "altered" in report.problem
+
+
+def test_blanking_a_source_is_caught_too(casework):
+    _sql(f"UPDATE {TABLE} SET source = '' WHERE id = %s", [casework[0].id])
+    assert verify_chain().first_broken_id == casework[0].id
+
+
+def test_events_from_before_sources_were_kept_still_verify(casework, alice):
+    """An event hashed by the old code (no source in the text) stays valid after the migration."""
+    from django.utils import timezone
+
+    from appeals.audit import canonical_content
+
+    head = casework[-1]
+    created_at = timezone.now()
+    old_text = json.dumps(
+        {
+            "prev_hash": head.hash,
+            "kind": "released",
+            "case_id": head.case_id,
+            "actor_id": alice.id,
+            "actor_label": "alice",
+            "created_at": created_at.astimezone(dt.UTC).isoformat(),
+            "data": {"reason": ""},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    assert old_text == canonical_content(
+        prev_hash=head.hash,
+        kind="released",
+        case_id=head.case_id,
+        actor_id=alice.id,
+        actor_label="alice",
+        created_at=created_at,
+        data={"reason": ""},
+    )
+    with transaction.atomic():  # inserted as a row the old code wrote, with no source
+        AuditEvent.objects.create(
+            case_id=head.case_id,
+            kind="released",
+            actor=alice,
+            actor_label="alice",
+            source="",
+            created_at=created_at,
+            data={"reason": ""},
+            prev_hash=head.hash,
+            hash=hashlib.sha256(old_text.encode()).hexdigest(),
+        )
+    assert verify_chain().ok

@@ -14,9 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.conf import settings
 
-from appeals import callbacks, decisions, queueing, tasks
-from appeals.callbacks import RetryableDeliveryError, SignatureError, sign, verify
+from appeals.disclosure import callbacks, tasks
+from appeals.disclosure.callbacks import RetryableDeliveryError, SignatureError, sign, verify
 from appeals.models import AuditEvent, Platform
+from appeals.review import decisions, queueing
 from tests.builders import flag
 from tests.reviewer.drafts import ready_draft
 

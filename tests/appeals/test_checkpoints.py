@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from django.conf import settings
 from django.db import connection, transaction
 
-from appeals import checkpoints, decisions, queueing, tasks
 from appeals.audit import event_hash, record_event, verify_chain
+from appeals.disclosure import checkpoints, tasks
 from appeals.models import AuditEvent, Queue
+from appeals.review import decisions, queueing
 from tests import workers
 from tests.builders import flag
 from tests.workers import REPO_ROOT, celery_worker, wait_for

@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 from django.db import connection, connections
 
-from appeals import queueing
 from appeals.models import Case, Queue
+from appeals.review import queueing
 from tests.builders import make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -23,8 +23,8 @@ def postgres_only():
 
 
 def _seed_cases(platform, n):
-    from appeals import intake
-    from appeals.schemas import ItemIn
+    from appeals.intake import services as intake
+    from appeals.intake.schemas import ItemIn
 
     payloads = [
         ItemIn(external_id=f"c-{i}", policy="spam", content=f"Buy gold rings here! #{i}")

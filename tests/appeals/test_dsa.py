@@ -16,18 +16,18 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from appeals import dsa
-from appeals.exports import Export, ExportFilters
-from appeals.models import REMOVING_ACTIONS
+from appeals.disclosure import dsa
+from appeals.disclosure.exports import Export, ExportFilters
+from appeals.outcomes import REMOVING_ACTIONS
 from policies import dsa_mapping
 from policies.models import Policy
 from tests.builders import appeal, decide, flag, make_policy
+from tests.paths import SHARED, shared_path
 from tests.reviewer.drafts import ready_draft
 
 pytestmark = pytest.mark.django_db
 
-SPEC_PATH = Path(os.environ.get("DSA_SPEC_PATH", "/work/shared/dsa/statement-of-reasons.json"))
-TEEN_SAFETY = Path("/work/shared/datasets/teen-safety-policy-pack/example_policies")
+SPEC_PATH = Path(os.environ.get("DSA_SPEC_PATH", SHARED / "dsa" / "statement-of-reasons.json"))
 TEEN_SLUGS = (
     "age-restricted-goods-and-services",
     "dangerous-content",
@@ -41,17 +41,18 @@ TEEN_SLUGS = (
 @pytest.fixture(scope="module")
 def spec():
     if not SPEC_PATH.exists():
-        pytest.skip(f"the DSA spec file is not at {SPEC_PATH} (set DSA_SPEC_PATH)")
+        pytest.fail(
+            f"the DSA spec file is not at {SPEC_PATH} (../shared/dsa beside the checkout, or set "
+            "DSA_SPEC_PATH)",
+            pytrace=False,
+        )
     return json.loads(SPEC_PATH.read_text())
 
 
 @pytest.fixture
 def real_spam_policy(spam_policy):
     """The published spam policy (SP2-SP4 with their sub-rules), as a new version of `spam`."""
-    path = Path("/work/shared/datasets/spam-policy-example/policy.txt")
-    if not path.exists():
-        pytest.skip(f"the spam policy example is not at {path}")
-    return make_policy("spam", path.read_text())
+    return make_policy("spam", shared_path("spam-policy-example", "policy.txt").read_text())
 
 
 def _keys(spec, name):
@@ -333,17 +334,16 @@ def test_demo_policies_have_valid_default_mappings():
 
 
 def test_teen_safety_statements_are_valid(spec, alice, platform, roles):
-    if not TEEN_SAFETY.exists():
-        pytest.skip(f"the teen-safety policy pack is not at {TEEN_SAFETY}")
+    teen_safety = shared_path("teen-safety-policy-pack", "example_policies")
     from policies.models import PolicyRule
 
     for slug in TEEN_SLUGS:
         make_policy(
             slug,
-            (TEEN_SAFETY / slug / "policy.md").read_text(),
+            (teen_safety / slug / "policy.md").read_text(),
             name=slug.replace("-", " ").title(),
         )
-        version = Policy.objects.get(slug=slug).current_version()
+        version = Policy.objects.get(slug=slug).versions.published().order_by("-number").first()
         tiers = [
             r
             for r in PolicyRule.objects.filter(version=version).values_list("rule_id", flat=True)

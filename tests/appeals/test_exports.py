@@ -9,7 +9,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from appeals.exports import COLUMNS, Export, ExportFilters, Pseudonymiser, neutralise
+from appeals.disclosure.export_columns import Pseudonymiser, neutralise
+from appeals.disclosure.exports import COLUMNS, Export, ExportFilters
 from appeals.models import AuditEvent
 from tests.builders import appeal, decide, flag
 from tests.reviewer.drafts import ready_draft
@@ -32,7 +33,6 @@ def casework(alice, bob, carol, platform, spam_policy):
         outcome="violating",
         action="remove",
         rule_ids=["SP2.b"],
-        accepted_recommendation=True,
         note="internal: obvious ad",
     )
     hello = flag(
@@ -120,8 +120,8 @@ def test_the_notice_is_in_the_row(casework):
 
 
 def test_every_row_carries_exactly_the_notice_the_platform_is_given(casework):
+    from appeals.disclosure.notices import notice_for
     from appeals.models import Decision
-    from appeals.notices import notice_for
 
     expected = {d.id: notice_for(d) for d in Decision.objects.all()}
     _, text = run()
@@ -317,7 +317,7 @@ def test_only_auditors_may_export(request, client, who):
 def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
     from django.db import connection
 
-    from appeals.exports import _FIELDS, raw_chunks, rows_queryset
+    from appeals.disclosure.export_rows import _FIELDS, raw_chunks, rows_queryset
 
     if connection.vendor != "postgresql":
         pytest.skip("the prefetching server-side cursor is PostgreSQL only")
@@ -385,7 +385,7 @@ def test_whole_seconds_truncate_as_python_does(casework):
 
 
 def test_prefetched_chunks_come_in_order_and_a_failure_reaches_the_reader():
-    from appeals.exports import _prefetched
+    from appeals.disclosure.export_rows import _prefetched
 
     assert list(_prefetched(iter([[1], [2, 3], [4]]))) == [[1], [2, 3], [4]]
 
@@ -402,7 +402,7 @@ def test_prefetched_chunks_come_in_order_and_a_failure_reaches_the_reader():
 def test_an_abandoned_prefetch_stops_its_thread_before_returning():
     import threading
 
-    from appeals.exports import _prefetched
+    from appeals.disclosure.export_rows import _prefetched
 
     produced = []
 

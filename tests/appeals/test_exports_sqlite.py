@@ -19,9 +19,9 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.utils import timezone
-from appeals.exports import Export, ExportFilters
+from appeals.disclosure.exports import Export, ExportFilters
 from appeals.models import Case, Decision
-from appeals.roles import bootstrap_roles
+from appeals.review.roles import bootstrap_roles
 from tests import builders
 
 bootstrap_roles()

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from appeals import tokens
+from appeals.intake import tokens
 from appeals.models import ApiToken, AuditEvent, Case, Item, Platform, Recommendation
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +82,7 @@ def test_good_lines_are_imported_and_each_bad_line_is_reported_by_number(
     assert Case.objects.filter(kind="appeal").get().item.external_id == "a"
     assert Recommendation.objects.count() == 3
     assert AuditEvent.objects.filter(kind="received").count() == 3
+    assert set(AuditEvent.objects.values_list("source", flat=True)) == {"command"}
     lines = err.splitlines()
     assert lines == [
         "line 2: content: String should have at least 1 character",

@@ -9,9 +9,10 @@ import pytest
 from django.db import IntegrityError, connection
 from django.utils import timezone
 
-from appeals import drafting, intake
+from appeals.drafts import services as drafting
+from appeals.intake import services as intake
+from appeals.intake.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
 from appeals.models import AuditEvent, Case, Decision, Item, Recommendation
-from appeals.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
 from tests.builders import appeal, flag
 
 pytestmark = pytest.mark.django_db
@@ -123,11 +124,11 @@ def test_bulk_falls_back_to_one_at_a_time_when_another_request_took_an_id(
 ):
     real_create = intake._create_flags_together
 
-    def another_request_first(platform_, rows):
+    def another_request_first(platform_, rows, **kwargs):
         intake.receive_item(
             platform=platform_, payload=item("b")
         )  # commits between check and write
-        return real_create(platform_, rows)
+        return real_create(platform_, rows, **kwargs)
 
     monkeypatch.setattr(intake, "_create_flags_together", another_request_first)
     outcomes = bulk(platform, [item("a"), item("b"), item("c")])

@@ -11,8 +11,7 @@ import pytest
 from django.core.files.storage import storages
 from PIL import Image
 
-from appeals import tasks
-from appeals.media import services
+from appeals.media import services, tasks
 from appeals.models import MediaAsset
 from tests.builders import flag
 from tests.media_server import MP4_HEADER, PNG, media_server, redirect, serve_bytes
@@ -44,8 +43,8 @@ def test_text_items_and_media_without_an_address_get_no_asset(platform, spam_pol
 
 
 def test_bulk_intake_queues_one_asset_per_media_item(platform, spam_policy):
-    from appeals import intake
-    from appeals.schemas import ItemIn
+    from appeals.intake import services as intake
+    from appeals.intake.schemas import ItemIn
 
     payloads = [
         ItemIn(

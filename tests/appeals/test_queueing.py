@@ -4,9 +4,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from appeals import decisions, queueing
 from appeals.models import Case, Queue
-from appeals.queueing import LeaseError
+from appeals.review import decisions, queueing
+from appeals.review.queueing import LeaseError
 from tests.builders import flag
 
 pytestmark = pytest.mark.django_db

@@ -21,8 +21,8 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 
-from appeals import tokens
 from appeals.audit import verify_chain
+from appeals.intake import tokens
 from appeals.models import ApiToken, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def issued(platform, spam_policy):
 @pytest.fixture
 def revoked(issued, root):
     token, raw = issued
-    tokens.revoke_api_token(token=token, actor=root)
+    tokens.revoke_api_token(token=token, source=AuditEvent.Source.ADMIN, actor=root)
     token.refresh_from_db()
     return token, raw
 
@@ -104,9 +104,11 @@ def form_fields(response) -> dict[str, str]:
 def test_revoking_writes_one_audit_event_naming_the_token_and_who(issued, root):
     token, raw = issued
     assert intake_status(raw) == 201
-    tokens.revoke_api_token(token=token, actor=root)
+    tokens.revoke_api_token(token=token, source=AuditEvent.Source.ADMIN, actor=root)
     first = ApiToken.objects.get().revoked_at
-    tokens.revoke_api_token(token=token, actor=root)  # again: the first time stays, no event
+    tokens.revoke_api_token(
+        token=token, source=AuditEvent.Source.ADMIN, actor=root
+    )  # again: the first time stays, no event
     assert ApiToken.objects.get().revoked_at == first
     events = list(AuditEvent.objects.filter(kind=AuditEvent.Kind.TOKEN_REVOKED))
     assert len(events) == 1
@@ -241,7 +243,7 @@ def test_the_guard_leaves_other_columns_and_live_tokens_alone(revoked, platform)
     live, live_raw = tokens.create_api_token(platform=platform, name="live")
     ApiToken.objects.filter(id=live.id).update(name="live, renamed")
     assert intake_status(live_raw) == 201
-    tokens.revoke_api_token(token=live)
+    tokens.revoke_api_token(token=live, source=AuditEvent.Source.ADMIN)
     assert intake_status(live_raw) == 401
 
 
@@ -252,12 +254,12 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.db import DatabaseError, connection, transaction
-from appeals import tokens
-from appeals.models import ApiToken
+from appeals.intake import tokens
+from appeals.models import ApiToken, AuditEvent
 from tests import builders
 
 token, raw = tokens.create_api_token(platform=builders.make_platform(), name="acme")
-tokens.revoke_api_token(token=token)
+tokens.revoke_api_token(token=token, source=AuditEvent.Source.ADMIN)
 refused = []
 for attempt in ("orm", "sql"):
     try:

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from appeals import decisions, drafting, queueing
+from appeals.drafts import services as drafting
 from appeals.models import AuditEvent, Case, Queue, Recommendation
+from appeals.review import decisions, queueing
 from policies.services import import_policy_version
 from tests import safeguard_fixtures as fx
 from tests.builders import flag
@@ -103,12 +104,13 @@ def test_intake_to_decision_through_a_real_worker(
         outcome="violating",
         action="remove",
         rule_ids=["FX1.a"],
-        accepted_recommendation=True,
     )
     assert decision.recommendation_id == spam_rec.id
     assert decision.agrees_with_model is True
     kinds = list(AuditEvent.objects.filter(case=spam_case).values_list("kind", flat=True))
     assert kinds == ["received", "draft_started", "drafted", "claimed", "decided"]
+    sources = list(AuditEvent.objects.filter(case=spam_case).values_list("source", flat=True))
+    assert sources == ["api", "worker", "worker", "console", "console"]
 
 
 def test_a_worker_killed_mid_draft_loses_and_duplicates_nothing(
@@ -152,7 +154,7 @@ def test_running_the_same_draft_twice_stores_one_answer(
 ):
     case = flag(platform, policy="fixture-spam", content=fx.FIXTURE_CASES[0].case.content)
     rec = Recommendation.objects.get(case=case)
-    from appeals.tasks import draft_recommendations
+    from appeals.drafts.tasks import draft_recommendations
 
     with celery_worker(broker_url=broker_url, env=model_env, log_path=tmp_path / "w.log"):
         draft_recommendations.delay([rec.id])  # a duplicate delivery of the same request

@@ -12,10 +12,9 @@ import itertools
 
 from django.utils import timezone
 
-from appeals import queueing
-from appeals.decisions import decide_case, record_blind_call
 from appeals.models import Case
-from tests.builders import appeal, flag, make_policy
+from appeals.review import queueing
+from tests.builders import appeal, decide, flag, make_policy
 from tests.media_server import png_bytes
 from tests.reviewer.drafts import failed_draft, ready_draft
 
@@ -73,23 +72,6 @@ def _backdate(case: Case, *, hours: float) -> None:
         else case.policy_version.policy.appeal_decide_within_hours
     )
     Case.objects.filter(id=case.id).update(created_at=created, due_at=due)
-
-
-def decide(reviewer, case, outcome, action="", rule_ids=(), note="", blind_call=None):
-    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
-    if blind_call:
-        record_blind_call(
-            reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, outcome=blind_call
-        )
-    return decide_case(
-        reviewer=reviewer,
-        case_id=case.id,
-        lease_token=claimed.lease_token,
-        outcome=outcome,
-        action=action,
-        rule_ids=rule_ids,
-        note=note,
-    )
 
 
 def open_flags(platform) -> dict[str, Case]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from appeals import tasks
+from appeals.media import tasks
 from appeals.models import Case, Decision, MediaAsset, Queue, QueueSetting, Recommendation
 from tests.builders import flag
 from tests.media_server import PNG, serve_bytes
@@ -340,7 +340,7 @@ def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy, media
         page.wait_for_timeout(150)
         page.screenshot(path=str(out / f"{name}.png"))
 
-    from appeals import queueing
+    from appeals.review import queueing
 
     page.goto("/accounts/login/")
     shot("login")
@@ -436,7 +436,7 @@ def test_ten_wrong_passwords_in_the_browser_lock_the_account(page, alice):
 def test_the_admin_runs_under_the_content_security_policy(page, platform):
     from django.contrib.auth import get_user_model
 
-    from appeals import tokens
+    from appeals.intake import tokens
 
     get_user_model().objects.create_superuser("root", "", PASSWORD)
     tokens.create_api_token(platform=platform, name="acme production")

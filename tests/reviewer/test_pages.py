@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from appeals import queueing
 from appeals.models import Case, Decision, Queue, QueueSetting, Recommendation
+from appeals.review import queueing
 from tests.builders import appeal, flag
 from tests.reviewer.drafts import failed_draft, ready_draft
 
@@ -132,7 +132,7 @@ def test_queue_lists_decided_cases_with_agreement(client, alice, platform, spam_
     ):
         ready_draft(case)
         claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
-        from appeals.decisions import decide_case
+        from appeals.review.decisions import decide_case
 
         decide_case(
             reviewer=alice,
@@ -259,12 +259,13 @@ def test_appeal_page_shows_original_decision_and_statement(client, carol, platfo
 def test_drafting_status_polls_until_the_draft_is_done(client, alice, platform, spam_policy):
     case = flag(platform)
     login(client, alice)
-    url = reverse("case_recommendation", args=[case.id])
-    pending = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    url = reverse("case_detail", args=[case.id])
+    poll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "recommendation"}
+    pending = client.get(url, **poll).content.decode()
     assert 'hx-trigger="every 2s"' in pending
     assert "Drafting" in pending
     ready_draft(case)
-    done = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    done = client.get(url, **poll).content.decode()
     assert "hx-trigger" not in done
     assert done.lstrip().startswith('<section id="recommendation"')
 
@@ -334,7 +335,6 @@ def test_accepting_the_recommendation_decides_and_moves_to_the_next_case(
             "outcome": "violating",
             "action": "remove",
             "rule_ids": ["SP2.b"],
-            "accepted_recommendation": "true",
         },
     )
     assert response.status_code == 302
@@ -471,7 +471,11 @@ def test_blind_first_hides_the_draft_until_the_reviewer_calls_it(
     assert "Hidden until you record your own call" in page
     assert 'id="blind-form"' in page and 'id="accept-form"' not in page
     # The polled partial must not leak it either.
-    partial = client.get(reverse("case_recommendation", args=[case.id])).content.decode()
+    partial = client.get(
+        reverse("case_detail", args=[case.id]),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="recommendation",
+    ).content.decode()
     assert "SECRET RATIONALE" not in partial
     # Deciding before the blind call is refused.
     response = client.post(
@@ -500,7 +504,6 @@ def test_blind_first_hides_the_draft_until_the_reviewer_calls_it(
             "outcome": "violating",
             "action": "remove",
             "rule_ids": ["SP2.b"],
-            "accepted_recommendation": "true",
         },
     )
     decision = Decision.objects.get(case=case)

@@ -7,11 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from appeals import queueing
-from appeals.decisions import decide_case, record_blind_call
 from appeals.models import Queue, QueueSetting
+from appeals.review import queueing
+from appeals.review.decisions import decide_case, record_blind_call
 from reviewer import quality
-from tests.builders import appeal, flag
+from tests.builders import appeal, decide, flag
 from tests.reviewer.drafts import ready_draft
 
 V, N = "violating", "not_violating"
@@ -52,25 +52,16 @@ def test_confusion_matrix_keeps_only_labels_that_occur():
     assert matrix["rows"] == [("Violating", [3, 1]), ("Not violating", [0, 0])]
 
 
-def _decide(reviewer, case, outcome, action="", rule_ids=()):
-    claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
-    return decide_case(
-        reviewer=reviewer,
-        case_id=case.id,
-        lease_token=claimed.lease_token,
-        outcome=outcome,
-        action=action,
-        rule_ids=rule_ids,
-    )
-
-
 @pytest.mark.django_db
 def test_report_over_casework(alice, bob, carol, platform, spam_policy):
     agree, differ, blind = flag(platform), flag(platform), flag(platform)
     for case in (agree, differ, blind):
         ready_draft(case)  # the model says violating, SP2.b
-    _decide(alice, agree, V, "remove", ["SP2.b"])
-    _decide(bob, differ, N, "none")
+    decide(alice, agree, V, "remove", ["SP2.b"])
+    decide(bob, differ, N, "none")
+    original = flag(platform)
+    decide(alice, original, V, "remove", ["SP2.b"])
+    # From here on the flags queue is blind-first: a decision needs the reviewer's call first.
     QueueSetting.objects.create(queue=Queue.FLAGS, blind_first=True)
     claimed = queueing.claim_case(reviewer=alice, case_id=blind.id)
     record_blind_call(reviewer=alice, case_id=blind.id, lease_token=claimed.lease_token, outcome=N)
@@ -82,10 +73,8 @@ def test_report_over_casework(alice, bob, carol, platform, spam_policy):
         action="remove",
         rule_ids=["SP2.b"],
     )
-    original = flag(platform)
-    _decide(alice, original, V, "remove", ["SP2.b"])
     overturned = appeal(platform, item_external_id=original.external_id)
-    _decide(carol, overturned, "overturn")
+    decide(carol, overturned, "overturn")
 
     with CaptureQueriesContext(connection) as ctx:
         report = quality.build_report()
@@ -118,7 +107,7 @@ def test_quality_page_is_for_senior_reviewers_and_auditors(client, request, pers
 def test_quality_page_renders_charts_with_tables(client, alice, erin, platform, spam_policy):
     case = flag(platform)
     ready_draft(case)
-    _decide(alice, case, V, "remove", ["SP2.b"])
+    decide(alice, case, V, "remove", ["SP2.b"])
     client.force_login(erin)
     page = client.get(reverse("quality")).content.decode()
     assert "<svg" in page and "Cohen" in page and "Confusion matrix" in page

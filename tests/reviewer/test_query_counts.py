@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from appeals import queueing
+from appeals.review import queueing
 from tests.builders import flag
 from tests.reviewer.drafts import ready_draft
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from appeals.roles import ROLE_PERMISSIONS, bootstrap_roles
+from appeals.review.roles import ROLE_PERMISSIONS, bootstrap_roles
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError
 
-from appeals.tokens import create_api_token, get_or_create_platform
+from appeals.intake.tokens import create_api_token, get_or_create_platform
 
 
 class Command(BaseCommand):

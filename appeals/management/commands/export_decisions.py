@@ -21,8 +21,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from appeals.dsa import MappingResolver
-from appeals.exports import FORMATS, Export, ExportFilters
+from appeals.disclosure.dsa import MappingResolver
+from appeals.disclosure.exports import FORMATS, Export, ExportFilters
+from appeals.models import AuditEvent
 from policies.models import Policy
 
 
@@ -89,6 +90,7 @@ class Command(BaseCommand):
                 fmt=fmt,
                 filters=filters,
                 actor_label=f"manage.py export_decisions ({getpass.getuser()})",
+                source=AuditEvent.Source.COMMAND,
             )
         except ValidationError as error:
             raise CommandError(

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from appeals import intake
-from appeals.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
-from appeals.tokens import get_or_create_platform
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
+from appeals.intake.import_cases import JsonLinesImport
+from appeals.intake.tokens import get_or_create_platform
 
 
 class Command(BaseCommand):
@@ -45,21 +39,21 @@ class Command(BaseCommand):
             raise CommandError(f"--platform must be a slug, not {platform!r}")
         if not 1 <= batch_size <= settings.BULK_INTAKE_MAX_ITEMS:
             raise CommandError(f"--batch-size must be 1 to {settings.BULK_INTAKE_MAX_ITEMS}")
-        self.counts = {"created": 0, "existing": 0, "failed": 0, "empty": 0}
-        self.batch: list[tuple[int, ItemIn]] = []
-        self.batch_size = batch_size
         try:
             stream = sys.stdin.buffer if file == "-" else open(file, "rb")
         except OSError as error:
             raise CommandError(f"cannot read {file}: {error.strerror}") from None
-        self.platform, created = get_or_create_platform(slug=platform)
+        platform_obj, created = get_or_create_platform(slug=platform)
         if created:
             self.stdout.write(f"Created platform {platform!r}.")
+
+        def report(number: int, problems: list[dict]) -> None:
+            for problem in problems:
+                self.stderr.write(f"line {number}: {problem['field']}: {problem['problem']}")
+
+        run = JsonLinesImport(platform=platform_obj, batch_size=batch_size, report=report)
         with stream:
-            for number, raw in enumerate(stream, start=1):
-                self.take_line(number, raw)
-        self.flush()
-        c = self.counts
+            c = run.take_lines(stream)
         self.stdout.write(
             f"{c['created'] + c['existing'] + c['failed']} lines read: {c['created']} created, "
             f"{c['existing']} already here, {c['failed']} failed"
@@ -70,72 +64,3 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{c['failed']} line(s) failed; see the messages above", returncode=1
             )
-
-    def fail(self, number: int, problems: list[dict]) -> None:
-        self.counts["failed"] += 1
-        for problem in problems:
-            self.stderr.write(f"line {number}: {problem['field']}: {problem['problem']}")
-
-    def take_line(self, number: int, raw: bytes) -> None:
-        if not raw.strip():
-            self.counts["empty"] += 1
-            return
-        try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except UnicodeDecodeError:
-            self.fail(number, [{"field": "(line)", "problem": "is not valid UTF-8"}])
-            return
-        except json.JSONDecodeError as error:
-            self.fail(
-                number,
-                [
-                    {
-                        "field": "(line)",
-                        "problem": f"is not valid JSON: {error.msg} at column {error.colno}",
-                    }
-                ],
-            )
-            return
-        except (ValueError, RecursionError) as error:
-            problem = "nests too deeply" if isinstance(error, RecursionError) else str(error)
-            self.fail(
-                number, [{"field": "(line)", "problem": f"is not acceptable JSON: {problem}"}]
-            )
-            return
-        is_appeal = isinstance(data, dict) and "statement" in data
-        try:
-            payload = parse_payload(AppealIn if is_appeal else ItemIn, data)
-        except InvalidPayload as error:
-            self.fail(
-                number,
-                [{**p, "field": "(line)"} if p["field"] == "(body)" else p for p in error.problems],
-            )
-            return
-        if not is_appeal:
-            self.batch.append((number, payload))
-            if len(self.batch) >= self.batch_size:
-                self.flush()
-            return
-        self.flush()  # the appeal may be against an item above it
-        try:
-            result = intake.receive_appeal(platform=self.platform, payload=payload)
-        except FieldProblem as problem:
-            self.fail(number, [problem.as_dict()])
-            return
-        self.counts["created" if result.created else "existing"] += 1
-
-    def flush(self) -> None:
-        if not self.batch:
-            return
-        numbers = [number for number, _ in self.batch]
-        outcomes = intake.receive_items_bulk(
-            platform=self.platform, payloads=[payload for _, payload in self.batch], invalid={}
-        )
-        self.batch = []
-        for outcome in outcomes:
-            if outcome.status == 201:
-                self.counts["created"] += 1
-            elif outcome.status == 200:
-                self.counts["existing"] += 1
-            else:
-                self.fail(numbers[outcome.index], list(outcome.problems))

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from appeals.models import ApiToken
-from appeals.tokens import revoke_api_token
+from appeals.intake.tokens import revoke_api_token
+from appeals.models import ApiToken, AuditEvent
 
 
 class Command(BaseCommand):
@@ -26,5 +26,7 @@ class Command(BaseCommand):
                 f"Token {token} was already revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC."
             )
             return
-        revoke_api_token(token=token, actor_label="manage.py revoke_api_token")
+        revoke_api_token(
+            token=token, source=AuditEvent.Source.COMMAND, actor_label="manage.py revoke_api_token"
+        )
         self.stdout.write(f"Revoked token {token} of platform {token.platform.slug!r}.")

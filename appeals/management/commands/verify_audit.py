@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from appeals import checkpoints
 from appeals.audit import verify_chain
+from appeals.disclosure import checkpoints
 
 EXIT_BROKEN = 1
 EXIT_REFUSED_CHECKPOINT = 3

@@ -11,9 +11,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from appeals.models import Action, Case, Decision, Outcome
+from appeals.outcomes import is_removing
 from policies.models import PolicyRule
-
-from .models import REMOVING_ACTIONS, Action, Case, Decision, Outcome
 
 # Markdown and list decoration at the start of a rule's first line: "## ", "- ", "* **", "`".
 _LEADING_DECORATION = re.compile(r"^[\s#>*\-•`_]+")
@@ -80,7 +80,7 @@ def compose_notice(facts: NoticeFacts) -> str:
             f"We have reviewed your appeal against the decision{when}, under which {original}."
         )
         if facts.outcome == Outcome.UPHOLD:
-            if facts.original_action in REMOVING_ACTIONS:
+            if is_removing(facts.original_action):
                 paragraphs.append(
                     f"We upheld that decision: the content breaks {policy}, in these rules:\n{rules}"
                     if rules
@@ -93,7 +93,7 @@ def compose_notice(facts: NoticeFacts) -> str:
                     "No action is taken."
                 )
         else:
-            if facts.original_action in REMOVING_ACTIONS:
+            if is_removing(facts.original_action):
                 paragraphs.append(
                     f"We reversed that decision: on a fresh review, the content does "
                     f"not break {policy}."
@@ -113,7 +113,7 @@ def compose_notice(facts: NoticeFacts) -> str:
         )
         return "\n\n".join(paragraphs)
 
-    if facts.outcome == Outcome.VIOLATING and facts.action in REMOVING_ACTIONS:
+    if facts.outcome == Outcome.VIOLATING and is_removing(facts.action):
         paragraphs.append(
             f"We reviewed the content against {policy} and found that it breaks "
             f"these rules:\n{rules}"

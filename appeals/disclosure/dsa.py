@@ -31,6 +31,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
+from appeals.outcomes import restricts_content
 from policies.dsa_mapping import (
     GROUND_ILLEGAL,
     GROUND_INCOMPATIBLE,
@@ -138,11 +139,7 @@ def puid_for(external_id: str) -> str:
 
 
 def imposes_restriction(kind: str, outcome: str, action: str) -> bool:
-    if action not in VISIBILITY_FOR_ACTION:
-        return False
-    if kind == "appeal":
-        return outcome == "overturn"
-    return outcome == "violating"
+    return restricts_content(is_appeal=kind == "appeal", outcome=outcome, action=action)
 
 
 _SOURCE_PHRASES = {
@@ -176,7 +173,7 @@ def statement_for(
 ) -> dict | None:
     """The statement of reasons for one exported decision row, or None if it restricts nothing.
 
-    `record` is a row of `appeals.exports` (COLUMNS → value). No personal data goes in: no user
+    `record` is a row of `appeals.disclosure.exports` (COLUMNS → value). No personal data goes in: no user
     ids, no content, no reviewer; the facts are the policy's rules and what was done.
     """
     kind, outcome, action = record["case_kind"], record["outcome"], record["action"]

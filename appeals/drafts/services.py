@@ -13,18 +13,24 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from appeals.audit import PendingEvent, record_event, record_events
+from appeals.models import AuditEvent, Case, Recommendation
 from policies.engine import engine_from_settings, policy_spec
 from policies.safeguard.types import CaseSpec, Draft, OriginalDecision
 
-from .audit import PendingEvent, record_event, record_events
-from .models import Case, Recommendation
-
 log = logging.getLogger(__name__)
+
+# The draft task, sent by name so that this module and `tasks.py` (which calls it) do not import
+# each other. The name is wire format: routes, the beat schedule and queued messages use it.
+DRAFT_TASK = "appeals.tasks.draft_recommendations"
+Kind = AuditEvent.Kind
+WORKER = AuditEvent.Source.WORKER
 
 
 def queue_drafts(cases: Sequence[Case], *, actor=None) -> list[Recommendation]:
@@ -39,7 +45,9 @@ def queue_drafts(cases: Sequence[Case], *, actor=None) -> list[Recommendation]:
     return recommendations
 
 
-def request_draft(*, case: Case, actor) -> Recommendation:
+def request_draft(
+    *, case: Case, actor, source: AuditEvent.Source = AuditEvent.Source.CONSOLE
+) -> Recommendation:
     """Ask again for a draft (after a failure, or a new model). One request in flight per case."""
     with transaction.atomic():
         case = Case.objects.select_for_update().get(id=case.id)
@@ -50,7 +58,11 @@ def request_draft(*, case: Case, actor) -> Recommendation:
             case=case, policy_version_id=case.policy_version_id, requested_by=actor
         )
         record_event(
-            "draft_requested", case=case, actor=actor, data={"recommendation_id": recommendation.id}
+            Kind.DRAFT_REQUESTED,
+            case=case,
+            actor=actor,
+            source=source,
+            data={"recommendation_id": recommendation.id},
         )
         _enqueue_on_commit([recommendation.id])
     return recommendation
@@ -65,12 +77,11 @@ def _enqueue_on_commit(recommendation_ids: list[int]) -> None:
 def enqueue_drafts(chunks: list[list[int]]) -> None:
     """Send draft tasks to the broker. If the broker is down the rows stay pending, and
     `recover_stalled_drafts` sends them again: the request is in the database, not the broker."""
-    from .tasks import draft_recommendations
-
+    draft_recommendations = current_app.signature(DRAFT_TASK)
     sent: list[int] = []
     try:
         # One producer (one broker connection) for all the chunks of this commit.
-        with draft_recommendations.app.producer_or_acquire() as producer:
+        with current_app.producer_or_acquire() as producer:
             for chunk in chunks:
                 draft_recommendations.apply_async((chunk,), producer=producer)
                 sent.extend(chunk)
@@ -124,9 +135,10 @@ def start_drafts(
             if updated:
                 rec = Recommendation.objects.only("case_id").get(id=rec_id)
                 record_event(
-                    "draft_started",
+                    Kind.DRAFT_STARTED,
                     case=Case(id=rec.case_id),
                     actor_label="worker",
+                    source=WORKER,
                     data={"recommendation_id": rec_id},
                 )
                 taken[rec_id] = token
@@ -174,9 +186,10 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
         rec = Recommendation.objects.only("case_id").get(id=rec_id)
         if draft.is_ready:
             record_event(
-                "drafted",
+                Kind.DRAFTED,
                 case=Case(id=rec.case_id),
                 actor_label=f"model:{provenance.model_id}",
+                source=WORKER,
                 data={
                     "recommendation_id": rec_id,
                     "violation": draft.violation,
@@ -188,9 +201,10 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
             )
         else:
             record_event(
-                "draft_failed",
+                Kind.DRAFT_FAILED,
                 case=Case(id=rec.case_id),
                 actor_label="worker",
+                source=WORKER,
                 data={
                     "recommendation_id": rec_id,
                     "reason": fields["failure_reason"],
@@ -253,10 +267,10 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
                     finished_at=now,
                     run_token=None,
                 )
-                kind = "draft_failed"
+                kind = Kind.DRAFT_FAILED
             else:
                 updated = base.update(status=Recommendation.Status.PENDING, run_token=None)
-                kind = "draft_recovered"
+                kind = Kind.DRAFT_RECOVERED
             if updated:
                 record_events(
                     [
@@ -264,15 +278,16 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
                             kind,
                             Case(id=case_id),
                             actor_label="system",
+                            source=WORKER,
                             data={
                                 "recommendation_id": rec_id,
                                 "attempts": attempts,
-                                "reason": "timeout" if kind == "draft_failed" else "stalled",
+                                "reason": "timeout" if kind == Kind.DRAFT_FAILED else "stalled",
                             },
                         )
                     ]
                 )
-                if kind == "draft_recovered":
+                if kind == Kind.DRAFT_RECOVERED:
                     retry_ids.append(rec_id)
     # Requests never picked up (the broker was down when they were made, or lost a message).
     forgotten = list(

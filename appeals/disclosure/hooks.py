@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .models import Decision
+from appeals.models import Decision
 
 log = logging.getLogger(__name__)
 

@@ -24,15 +24,18 @@ import httpx
 from django.conf import settings
 from django.db import transaction
 
-from .audit import PendingEvent, record_events
-from .models import AuditEvent, Decision
+from appeals.audit import PendingEvent, record_events
+from appeals.models import AuditEvent, Decision
+
 from .notices import notice_for
 
 SIGNATURE_HEADER = "X-Appeals-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TOLERANCE_SECONDS = 300
 MAX_ATTEMPTS = 9  # the first try and 8 retries
-CALLBACK_EVENTS = ("callback_attempted", "callback_delivered", "callback_failed")
+Kind = AuditEvent.Kind
+WORKER = AuditEvent.Source.WORKER
+CALLBACK_EVENTS = (Kind.CALLBACK_ATTEMPTED, Kind.CALLBACK_DELIVERED, Kind.CALLBACK_FAILED)
 
 
 class SignatureError(ValueError):
@@ -130,7 +133,7 @@ def _history(decision: Decision) -> tuple[int, bool]:
     ).values_list("kind", "data"):
         if data.get("decision_id") != decision.id:
             continue
-        if kind == "callback_attempted":
+        if kind == Kind.CALLBACK_ATTEMPTED:
             attempts += 1
         else:
             settled = True
@@ -183,9 +186,10 @@ def deliver_decision(decision_id: int, *, timeout: float | None = None) -> Deliv
     base = {"decision_id": decision.id, "attempt": attempt}
     events = [
         PendingEvent(
-            "callback_attempted",
+            Kind.CALLBACK_ATTEMPTED,
             decision.case,
             actor_label="worker",
+            source=WORKER,
             data={
                 **base,
                 "url": platform.callback_url,
@@ -199,9 +203,10 @@ def deliver_decision(decision_id: int, *, timeout: float | None = None) -> Deliv
         outcome = DeliveryOutcome("delivered", attempt, status_code)
         events.append(
             PendingEvent(
-                "callback_delivered",
+                Kind.CALLBACK_DELIVERED,
                 decision.case,
                 actor_label="worker",
+                source=WORKER,
                 data={**base, "status_code": status_code},
             )
         )
@@ -214,9 +219,10 @@ def deliver_decision(decision_id: int, *, timeout: float | None = None) -> Deliv
         outcome = DeliveryOutcome("failed", attempt, status_code, error)
         events.append(
             PendingEvent(
-                "callback_failed",
+                Kind.CALLBACK_FAILED,
                 decision.case,
                 actor_label="worker",
+                source=WORKER,
                 data={**base, "status_code": status_code, "error": error, "reason": reason},
             )
         )

@@ -1,8 +1,8 @@
 """The intake API under /api/v1: platforms send flagged items and appeals, and read cases back.
 
-Thin views over `appeals.intake`. Every answer that is not a success has the same shape,
+Thin views over `appeals.intake.services`. Every answer that is not a success has the same shape,
 `{"errors": [{"field": ..., "problem": ...}]}`, whichever layer found the problem: the token
-check, reading the body, validation (`appeals.schemas`), or the services. Bodies are read and
+check, reading the body, validation (`appeals.intake.schemas`), or the services. Bodies are read and
 validated here rather than by ninja so that the API and `manage.py import_cases` name fields the
 same way; the OpenAPI document still describes them with the same pydantic models.
 """
@@ -11,22 +11,31 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Literal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
 from django.urls import reverse
-from ninja import NinjaAPI, Schema, Status
+from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import Field
 
-from . import intake, tokens
-from .decisions import model_outcome_for
-from .drafting import latest_ready_recommendation, latest_recommendation
-from .models import ApiToken, Case, Decision, Recommendation
+from appeals.models import ApiToken, Case
+
+from . import services as intake
+from . import tokens
+from .answers import (
+    BulkOut,
+    CaseOut,
+    CaseRef,
+    ErrorsOut,
+    _case_out,
+    _case_ref,
+    case_url,
+)
 from .schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, Strict, parse_payload
 
 log = logging.getLogger(__name__)
@@ -50,15 +59,6 @@ class ApiProblem(Exception):
         self.status = status
         self.problems = [{"field": field, "problem": problem}]
         self.headers = headers or {}
-
-
-class ErrorOut(Schema):
-    field: str = Field(description="The field, header or part of the request at fault.")
-    problem: str
-
-
-class ErrorsOut(Schema):
-    errors: list[ErrorOut]
 
 
 # --- Documentation of request bodies ---------------------------------------------------------
@@ -247,134 +247,6 @@ def _json_body(request: HttpRequest, *, max_bytes: int | None = None) -> Any:
         # NaN/Infinity, integers too long to convert, or nesting too deep to parse.
         problem = "nests too deeply" if isinstance(error, RecursionError) else str(error)
         raise ApiProblem(400, "(body)", f"is not acceptable JSON: {problem}") from None
-
-
-# --- Answers ---------------------------------------------------------------------------------
-
-
-def case_url(case_id: int) -> str:
-    return settings.SITE_URL + reverse("case_detail", args=[case_id])
-
-
-class CaseRef(Schema):
-    id: int
-    status: str = Field(description="The case's status: open or decided.")
-    url: str = Field(description="The case's page in the review console.")
-
-
-def _case_ref(case: Case) -> dict:
-    return {"id": case.id, "status": case.status, "url": case_url(case.id)}
-
-
-class BulkResult(Schema):
-    index: int = Field(description="The item's position in `items`, from 0.")
-    external_id: str | None = None
-    status: Literal["created", "existing", "failed"]
-    code: int = Field(description="201 created, 200 already here, 409 conflict, 422 invalid.")
-    id: int | None = None
-    url: str | None = None
-    errors: list[ErrorOut] | None = None
-
-
-class BulkOut(Schema):
-    results: list[BulkResult]
-    created: int
-    existing: int
-    failed: int
-
-
-class RecommendationOut(Schema):
-    status: str = Field(description="pending, running, ready or failed.")
-    verdict: str | None = Field(
-        None,
-        description="What the model's answer amounts to: violating or not_violating for a "
-        "flag, uphold or overturn for an appeal.",
-    )
-    violation: bool | None = None
-    rule_ids: list[str] = Field(default_factory=list)
-    confidence: str | None = None
-    rationale: str | None = None
-    model_id: str | None = None
-    policy: str
-    policy_version: int
-    drafted_at: str | None = None
-
-
-class DecisionOut(Schema):
-    outcome: str
-    action: str
-    rule_ids: list[str]
-    decided_at: str
-
-
-class CaseOut(Schema):
-    id: int
-    url: str
-    kind: str
-    status: str
-    queue: str
-    external_id: str
-    item_external_id: str
-    policy: str
-    policy_version: int
-    priority: int
-    created_at: str
-    due_at: str
-    recommendation: RecommendationOut | None
-    decision: DecisionOut | None
-
-
-def _recommendation_out(case: Case, rec: Recommendation | None) -> dict | None:
-    if rec is None:
-        return None
-    out = {
-        "status": rec.status,
-        "policy": rec.policy_version.policy.slug,
-        "policy_version": rec.policy_version.number,
-    }
-    if rec.status == Recommendation.Status.READY:
-        # The rationale is what the model wrote for people; its raw reasoning stays inside.
-        out.update(
-            verdict=model_outcome_for(case, rec) or None,
-            violation=rec.violation,
-            rule_ids=list(rec.rule_ids),
-            confidence=rec.confidence or None,
-            rationale=rec.rationale,
-            model_id=rec.model_id,
-            drafted_at=rec.finished_at.isoformat() if rec.finished_at else None,
-        )
-    return out
-
-
-def _decision_out(decision: Decision | None) -> dict | None:
-    if decision is None:
-        return None
-    return {
-        "outcome": decision.outcome,
-        "action": decision.action,
-        "rule_ids": list(decision.rule_ids),
-        "decided_at": decision.decided_at.isoformat(),
-    }
-
-
-def _case_out(case: Case) -> dict:
-    rec = latest_ready_recommendation(case) or latest_recommendation(case)
-    return {
-        "id": case.id,
-        "url": case_url(case.id),
-        "kind": case.kind,
-        "status": case.status,
-        "queue": case.queue,
-        "external_id": case.external_id,
-        "item_external_id": case.item.external_id,
-        "policy": case.policy_version.policy.slug,
-        "policy_version": case.policy_version.number,
-        "priority": case.priority,
-        "created_at": case.created_at.isoformat(),
-        "due_at": case.due_at.isoformat(),
-        "recommendation": _recommendation_out(case, rec),
-        "decision": _decision_out(Decision.objects.filter(case=case).first()),
-    }
 
 
 # --- Endpoints -------------------------------------------------------------------------------

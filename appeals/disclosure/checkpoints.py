@@ -34,8 +34,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.utils import timezone
 
-from .audit import GENESIS_HASH, event_hash
-from .models import AuditEvent
+from appeals.audit import GENESIS_HASH, event_hash
+from appeals.models import AuditEvent
 
 logger = logging.getLogger(__name__)
 

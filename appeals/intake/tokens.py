@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .audit import record_event
-from .models import ApiToken, AuditEvent, Platform
+from appeals.audit import record_event
+from appeals.models import ApiToken, AuditEvent, Platform
 
 TOKEN_PREFIX = "acp_"
 PREFIX_CHARS = 12  # what we keep in the clear, to tell tokens apart in lists and logs
@@ -47,7 +47,12 @@ def create_api_token(*, platform: Platform, name: str) -> tuple[ApiToken, str]:
 
 @transaction.atomic
 def revoke_api_token(
-    *, token: ApiToken, actor=None, actor_label: str = "system", now: dt.datetime | None = None
+    *,
+    token: ApiToken,
+    source: AuditEvent.Source,
+    actor=None,
+    actor_label: str = "system",
+    now: dt.datetime | None = None,
 ) -> ApiToken:
     """Refuse the token from now on, for good, and say so in the audit log.
 
@@ -61,6 +66,7 @@ def revoke_api_token(
         record_event(
             AuditEvent.Kind.TOKEN_REVOKED,
             case=None,
+            source=source,
             actor=actor,
             actor_label=actor_label,
             data={

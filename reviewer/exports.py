@@ -1,6 +1,6 @@
-"""Pages for auditors: the export form and the streamed downloads.
+"""The export page for auditors: the form and the streamed downloads.
 
-Thin views over `appeals.exports`; the permission is checked here, whatever the template shows.
+Thin views over `appeals.disclosure.exports`; the permission is checked here, whatever the template shows.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from appeals.disclosure.exports import CONTENT_TYPES, FILE_NAMES, Export, ExportFilters
+from appeals.models import AuditEvent
 from policies.models import Policy
-
-from .exports import CONTENT_TYPES, FILE_NAMES, Export, ExportFilters
 
 
 class ExportForm(forms.Form):
@@ -63,7 +63,7 @@ class ExportForm(forms.Form):
 @require_GET
 @permission_required("appeals.export_decisions", raise_exception=True)
 def export_page(request):
-    return render(request, "appeals/export.html", {"form": ExportForm()})
+    return render(request, "reviewer/export.html", {"form": ExportForm()})
 
 
 @require_GET
@@ -71,9 +71,11 @@ def export_page(request):
 def export_download(request, fmt: str):
     form = ExportForm(request.GET)
     if not form.is_valid():
-        return render(request, "appeals/export.html", {"form": form}, status=400)
+        return render(request, "reviewer/export.html", {"form": form}, status=400)
     try:
-        export = Export(fmt=fmt, filters=form.filters(), actor=request.user)
+        export = Export(
+            fmt=fmt, filters=form.filters(), actor=request.user, source=AuditEvent.Source.CONSOLE
+        )
     except ValidationError as error:
         form.add_error(
             None,
@@ -84,7 +86,7 @@ def export_download(request, fmt: str):
                 ]
             ),
         )
-        return render(request, "appeals/export.html", {"form": form}, status=400)
+        return render(request, "reviewer/export.html", {"form": form}, status=400)
     response = StreamingHttpResponse(export.chunks(), content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="{FILE_NAMES[fmt]}"'
     response["Cache-Control"] = "no-store"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 
-from .models import Case, Queue
+from appeals.models import Case, Queue
 
 QUEUE_PERMISSIONS = {
     Queue.FLAGS: "appeals.review_flags",

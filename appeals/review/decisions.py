@@ -10,31 +10,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .audit import PendingEvent, record_events
-from .drafting import latest_ready_recommendation
-from .models import (
-    APPEAL_OUTCOMES,
-    FLAG_OUTCOMES,
-    REMOVING_ACTIONS,
-    Action,
-    Case,
-    Decision,
-    Outcome,
-    Recommendation,
-)
+from appeals import outcomes
+from appeals.audit import PendingEvent, record_events
+from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
+from appeals.models import AuditEvent, Case, Decision, QueueSetting
+
 from .permissions import require_queue
-from .queueing import locked_case_with_lease
+from .queueing import clear_lease, locked_case_with_lease
 
-
-def model_outcome_for(case: Case, recommendation: Recommendation | None) -> str:
-    """What the model's verdict means as an outcome of this case ('' when there is none)."""
-    if recommendation is None or recommendation.violation is None:
-        return ""
-    if not case.is_appeal:
-        return Outcome.VIOLATING if recommendation.violation else Outcome.NOT_VIOLATING
-    original_was_action = case.original_action in REMOVING_ACTIONS
-    # The model judges the content afresh: the original decision stands if the two agree.
-    return Outcome.UPHOLD if recommendation.violation == original_was_action else Outcome.OVERTURN
+Kind = AuditEvent.Kind
+CONSOLE = AuditEvent.Source.CONSOLE
 
 
 def _clean_rule_ids(case: Case, rule_ids, *, field: str = "rule_ids") -> list[str]:
@@ -53,42 +38,9 @@ def _clean_rule_ids(case: Case, rule_ids, *, field: str = "rule_ids") -> list[st
     return cleaned
 
 
-def _check_outcome(case: Case, outcome: str, action: str, rule_ids: list[str]) -> str:
-    allowed = APPEAL_OUTCOMES if case.is_appeal else FLAG_OUTCOMES
-    if outcome not in allowed:
-        raise ValidationError(
-            {
-                "outcome": f"{outcome!r} is not an outcome for {'an appeal' if case.is_appeal else 'a flag'}; "
-                f"choose one of {', '.join(allowed)}"
-            }
-        )
-    if case.is_appeal:
-        # Upholding keeps the original action; overturning reverses it.
-        if outcome == Outcome.UPHOLD:
-            action = case.original_action
-        else:
-            action = (
-                Action.NONE
-                if case.original_action in REMOVING_ACTIONS
-                else (action or Action.REMOVE)
-            )
-        if action not in Action.values:
-            raise ValidationError({"action": f"{action!r} is not an action"})
-    elif outcome == Outcome.VIOLATING:
-        if action not in REMOVING_ACTIONS:
-            raise ValidationError(
-                {"action": "a violating item needs an action: remove, restrict or label"}
-            )
-    else:
-        if action not in ("", Action.NONE):
-            raise ValidationError(
-                {"action": "an item that does not violate the policy gets no action"}
-            )
-        action = Action.NONE
-    removing = action in REMOVING_ACTIONS
-    if removing and not rule_ids:
-        raise ValidationError({"rule_ids": "cite at least one rule of the policy for this action"})
-    return action
+def is_blind_first(queue: str) -> bool:
+    """Does this queue hide the model's draft until the reviewer has made their own call?"""
+    return QueueSetting.objects.filter(queue=queue, blind_first=True).exists()
 
 
 def _require_may_decide(reviewer, case: Case) -> None:
@@ -99,7 +51,15 @@ def _require_may_decide(reviewer, case: Case) -> None:
         )
 
 
-def record_blind_call(*, reviewer, case_id: int, lease_token, outcome: str, rule_ids=()) -> Case:
+def record_blind_call(
+    *,
+    reviewer,
+    case_id: int,
+    lease_token,
+    outcome: str,
+    rule_ids=(),
+    source: AuditEvent.Source = CONSOLE,
+) -> Case:
     """In a blind-first queue, the reviewer's own call before the model's draft is shown."""
     now = timezone.now()
     with transaction.atomic():
@@ -107,16 +67,15 @@ def record_blind_call(*, reviewer, case_id: int, lease_token, outcome: str, rule
             reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
         )
         _require_may_decide(reviewer, case)
-        allowed = APPEAL_OUTCOMES if case.is_appeal else FLAG_OUTCOMES
-        if outcome not in allowed:
-            raise ValidationError({"outcome": f"choose one of {', '.join(allowed)}"})
+        outcomes.check_outcome(case, outcome)
         rule_ids = _clean_rule_ids(case, rule_ids)
         record_events(
             [
                 PendingEvent(
-                    "blind_call",
+                    Kind.BLIND_CALL,
                     case,
                     actor=reviewer,
+                    source=source,
                     data={"outcome": outcome, "rule_ids": rule_ids},
                 )
             ]
@@ -126,7 +85,10 @@ def record_blind_call(*, reviewer, case_id: int, lease_token, outcome: str, rule
 
 def blind_call_for(case: Case, reviewer) -> dict | None:
     event = (
-        case.events.filter(kind="blind_call", actor=reviewer).order_by("-id").values("data").first()
+        case.events.filter(kind=Kind.BLIND_CALL, actor=reviewer)
+        .order_by("-id")
+        .values("data")
+        .first()
     )
     return event["data"] if event else None
 
@@ -140,21 +102,37 @@ def decide_case(
     action: str = "",
     rule_ids=(),
     note: str = "",
-    accepted_recommendation: bool = False,
-    recommendation_shown: bool = True,
+    source: AuditEvent.Source = CONSOLE,
 ) -> Decision:
-    """Record the reviewer's final decision. Requires the live lease token."""
+    """Record the reviewer's final decision. Requires the live lease token.
+
+    In a blind-first queue the reviewer's own call must come first. Whether the decision accepted
+    the model's recommendation is worked out here from what was decided (`appeals.outcomes`).
+    """
     now = timezone.now()
     with transaction.atomic():
         case = locked_case_with_lease(
             reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
         )
         _require_may_decide(reviewer, case)
-        rule_ids = _clean_rule_ids(case, rule_ids)
-        action = _check_outcome(case, outcome, action, rule_ids)
-        recommendation = latest_ready_recommendation(case)
-        model_outcome = model_outcome_for(case, recommendation)
         blind = blind_call_for(case, reviewer)
+        if blind is None and is_blind_first(case.queue):
+            raise ValidationError(
+                "This queue is blind-first: record your own call before deciding."
+            )
+        rule_ids = _clean_rule_ids(case, rule_ids)
+        action = outcomes.action_for(case, outcome, action)
+        outcomes.check_rules_cited(action, rule_ids)
+        recommendation = latest_ready_recommendation(case)
+        model_outcome = outcomes.model_outcome_for(case, recommendation)
+        # The draft was on the page if the newest request is the ready one (a newer request in
+        # flight shows its progress instead); a blind-first queue showed it after the blind call.
+        latest = latest_recommendation(case)
+        shown = recommendation is not None and latest is not None and latest.id == recommendation.id
+        known = case.policy_version.rules.values_list("rule_id", flat=True)
+        accepted = shown and outcomes.accepts_recommendation(
+            case, recommendation, known, outcome=outcome, action=action, rule_ids=rule_ids
+        )
         blind_outcome = blind["outcome"] if blind else ""
         decision = Decision.objects.create(
             case=case,
@@ -167,8 +145,8 @@ def decide_case(
             recommendation=recommendation,
             model_outcome=model_outcome,
             agrees_with_model=(outcome == model_outcome) if model_outcome else None,
-            accepted_recommendation=accepted_recommendation and bool(model_outcome),
-            recommendation_shown=recommendation_shown,
+            accepted_recommendation=accepted,
+            recommendation_shown=shown,
             blind_outcome=blind_outcome,
             blind_rule_ids=blind["rule_ids"] if blind else [],
             blind_agrees_with_model=(blind_outcome == model_outcome)
@@ -177,16 +155,14 @@ def decide_case(
             claimed_at=case.claimed_at,
         )
         case.status = Case.Status.DECIDED
-        case.claimed_by = None
-        case.lease_token = None
-        case.lease_expires_at = None
-        case.save(update_fields=["status", "claimed_by", "lease_token", "lease_expires_at"])
+        case.save(update_fields=["status", *clear_lease(case)])
         record_events(
             [
                 PendingEvent(
-                    "decided",
+                    Kind.DECIDED,
                     case,
                     actor=reviewer,
+                    source=source,
                     data={
                         "decision_id": decision.id,
                         "outcome": outcome,
@@ -206,6 +182,6 @@ def decide_case(
 
 def _after_decision(decision_id: int) -> None:
     """Side effects once the decision is safely stored (callbacks to the platform)."""
-    from . import hooks
+    from appeals.disclosure import hooks
 
     hooks.decision_recorded(decision_id)

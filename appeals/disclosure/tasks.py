@@ -1,25 +1,19 @@
-"""Celery tasks: thin wrappers that take ids and call the services. Routing is in settings."""
+"""Celery tasks of the disclosure stage: the signed callback to the platform, and the signed
+checkpoint of the audit chain's head for auditors.
+
+The names are wire format (CELERY_TASK_ROUTES and the beat schedule use them), so they keep the
+old flat module's names.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from . import callbacks, checkpoints, drafting
-from .media import services as media
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def draft_recommendations(recommendation_ids: list[int]) -> int:
-    """Draft these recommendations (on the `gpu` queue). Safe to run twice."""
-    return drafting.run_drafts(recommendation_ids)
-
-
-@shared_task
-def recover_stalled_drafts() -> int:
-    return drafting.recover_stalled_drafts()
+from . import callbacks, checkpoints
 
 
 @shared_task(
+    name="appeals.tasks.deliver_decision_callback",
     bind=True,
     acks_late=True,
     autoretry_for=(callbacks.RetryableDeliveryError,),
@@ -34,14 +28,7 @@ def deliver_decision_callback(self, decision_id: int) -> str:
     return callbacks.deliver_decision(decision_id).status
 
 
-@shared_task(acks_late=True)
-def fetch_item_media(asset_id: int) -> str:
-    """Fetch an item's image or video and store it with its blurred preview (on the default
-    queue). Safe to run twice: a stored asset is left as it is."""
-    return media.fetch_item_media(asset_id).status
-
-
-@shared_task
+@shared_task(name="appeals.tasks.write_audit_checkpoint")
 def write_audit_checkpoint() -> str:
     """Sign the audit chain's head into the checkpoint storage (beat, every
     AUDIT_CHECKPOINT_INTERVAL_SECONDS) unless it is unchanged since the last one. Refuses a chain

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from appeals.audit import PendingEvent, record_events
+from appeals.drafts import services as drafting
+from appeals.media.services import queue_media_fetch
+from appeals.models import AuditEvent, Case, Decision, Item, Platform, Queue, Source
 from policies.models import Policy, PolicyVersion
 
-from . import drafting
-from .audit import PendingEvent, record_events
-from .media.services import queue_media_fetch
-from .models import Case, Decision, Item, Platform, Queue, Source
 from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
 
 TRUSTED_FLAGGER_PRIORITY = 10  # DSA Art. 22: trusted flaggers' notices go first.
@@ -90,11 +90,15 @@ def _build_flag(
     return item, case
 
 
-def _received_event(case: Case, platform: Platform) -> PendingEvent:
+API = AuditEvent.Source.API
+
+
+def _received_event(case: Case, platform: Platform, source: AuditEvent.Source) -> PendingEvent:
     return PendingEvent(
-        "received",
+        AuditEvent.Kind.RECEIVED,
         case,
         actor_label=_actor_label(platform),
+        source=source,
         data={
             "kind": case.kind,
             "external_id": case.external_id,
@@ -127,7 +131,9 @@ def _refuse_item_taken_by_appeal(platform: Platform, external_ids: list[str]) ->
         raise _taken_by_appeal_problem(sorted(taken)[0])
 
 
-def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
+def receive_item(
+    *, platform: Platform, payload: ItemIn, source: AuditEvent.Source = API
+) -> IntakeResult:
     """Queue a flagged item. The same external id with the same body returns the existing case."""
     fingerprint = request_fingerprint(payload)
     existing = _existing(platform, Case.Kind.FLAG, payload.external_id, fingerprint)
@@ -143,7 +149,7 @@ def receive_item(*, platform: Platform, payload: ItemIn) -> IntakeResult:
             case.save()
             drafting.queue_drafts([case])
             queue_media_fetch([case])
-            record_events([_received_event(case, platform)])
+            record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
         existing = _existing(platform, Case.Kind.FLAG, payload.external_id, fingerprint)
@@ -164,7 +170,11 @@ class BulkOutcome:
 
 
 def receive_items_bulk(
-    *, platform: Platform, payloads: list[ItemIn | None], invalid: dict[int, list[dict]]
+    *,
+    platform: Platform,
+    payloads: list[ItemIn | None],
+    invalid: dict[int, list[dict]],
+    source: AuditEvent.Source = API,
 ) -> list[BulkOutcome]:
     """Queue many items in one transaction. Items already rejected by validation come in as None
     with their problems in `invalid`. Each valid item is written whole or not at all."""
@@ -253,7 +263,7 @@ def receive_items_bulk(
 
     if to_create:
         try:
-            created = _create_flags_together(platform, to_create)
+            created = _create_flags_together(platform, to_create, source=source)
         except IntegrityError:
             # A concurrent request took some of these ids: fall back to one at a time.
             created = {}
@@ -295,7 +305,9 @@ def receive_items_bulk(
     return [outcomes[i] for i in sorted(outcomes)]
 
 
-def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
+def _create_flags_together(
+    platform: Platform, rows, *, source: AuditEvent.Source = API
+) -> dict[int, Case]:
     now = timezone.now()
     # Insert in external id order: two requests sharing ids then lock them in the same order and
     # the later one waits and falls back, instead of the two deadlocking.
@@ -311,11 +323,13 @@ def _create_flags_together(platform: Platform, rows) -> dict[int, Case]:
         Case.objects.bulk_create([case for _, _, case in built])
         drafting.queue_drafts([case for _, _, case in built])
         queue_media_fetch([case for _, _, case in built])
-        record_events([_received_event(case, platform) for _, _, case in built])
+        record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}
 
 
-def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
+def receive_appeal(
+    *, platform: Platform, payload: AppealIn, source: AuditEvent.Source = API
+) -> IntakeResult:
     """Queue an appeal. If the item is not here yet, the appeal brings its content and policy."""
     fingerprint = request_fingerprint(payload)
     existing = _existing(platform, Case.Kind.APPEAL, payload.external_id, fingerprint)
@@ -395,13 +409,14 @@ def receive_appeal(*, platform: Platform, payload: AppealIn) -> IntakeResult:
             )
             drafting.queue_drafts([case])
             queue_media_fetch([case])
-            events = [_received_event(case, platform)]
+            events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(
                     PendingEvent(
-                        "appealed",
+                        AuditEvent.Kind.APPEALED,
                         appealed_decision.case,
                         actor_label=_actor_label(platform),
+                        source=source,
                         data={"appeal_case_id": case.id},
                     )
                 )

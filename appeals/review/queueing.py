@@ -15,9 +15,14 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .audit import PendingEvent, record_events
-from .models import Case, CaseSkip, Queue
+from appeals.audit import PendingEvent, record_events
+from appeals.models import AuditEvent, Case, CaseSkip, Queue
+
 from .permissions import require_queue
+
+Kind = AuditEvent.Kind
+CONSOLE = AuditEvent.Source.CONSOLE
+LEASE_FIELDS = ("claimed_by", "lease_token", "lease_expires_at", "claimed_at")
 
 
 class LeaseError(ValidationError):
@@ -28,14 +33,15 @@ def _lease_expiry(now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=settings.LEASE_SECONDS)
 
 
-def _take(case: Case, reviewer, now: dt.datetime) -> Case:
+def _take(case: Case, reviewer, now: dt.datetime, source: str) -> Case:
     events = []
     if case.claimed_by_id is not None and case.claimed_by_id != reviewer.id:
         events.append(
             PendingEvent(
-                "lease_expired",
+                Kind.LEASE_EXPIRED,
                 case,
                 actor_label="system",
+                source=source,
                 data={
                     "previous_holder_id": case.claimed_by_id,
                     "expired_at": case.lease_expires_at,
@@ -46,12 +52,13 @@ def _take(case: Case, reviewer, now: dt.datetime) -> Case:
     case.lease_token = uuid.uuid4()
     case.lease_expires_at = _lease_expiry(now)
     case.claimed_at = now
-    case.save(update_fields=["claimed_by", "lease_token", "lease_expires_at", "claimed_at"])
+    case.save(update_fields=list(LEASE_FIELDS))
     events.append(
         PendingEvent(
-            "claimed",
+            Kind.CLAIMED,
             case,
             actor=reviewer,
+            source=source,
             data={"queue": case.queue, "lease_expires_at": case.lease_expires_at},
         )
     )
@@ -66,7 +73,9 @@ def _not_for(reviewer, queryset):
     )
 
 
-def claim_next_case(*, reviewer, queue: str, policy_id: int | None = None) -> Case | None:
+def claim_next_case(
+    *, reviewer, queue: str, policy_id: int | None = None, source: AuditEvent.Source = CONSOLE
+) -> Case | None:
     """Give the reviewer the next case in `queue` (their own live claim first), or None."""
     require_queue(reviewer, queue)
     now = timezone.now()
@@ -85,14 +94,14 @@ def claim_next_case(*, reviewer, queue: str, policy_id: int | None = None) -> Ca
             case = candidates.select_for_update(skip_locked=True, of=("self",)).first()
             if case is None:
                 return None
-            return _take(case, reviewer, now)
+            return _take(case, reviewer, now, source)
     # SQLite: every write transaction is IMMEDIATE, so the read and the update are serialised.
     with transaction.atomic():
         case = candidates.first()
-        return _take(case, reviewer, now) if case else None
+        return _take(case, reviewer, now, source) if case else None
 
 
-def claim_case(*, reviewer, case_id: int) -> Case:
+def claim_case(*, reviewer, case_id: int, source: AuditEvent.Source = CONSOLE) -> Case:
     """Claim a particular case (picked from the queue list), if nobody holds it."""
     now = timezone.now()
     with transaction.atomic():
@@ -108,7 +117,7 @@ def claim_case(*, reviewer, case_id: int) -> Case:
             raise ValidationError(
                 "you took the decision under appeal; another reviewer must decide the appeal"
             )
-        return _take(case, reviewer, now)
+        return _take(case, reviewer, now, source)
 
 
 def locked_case_with_lease(*, reviewer, case_id: int, lease_token, now: dt.datetime) -> Case:
@@ -124,7 +133,9 @@ def locked_case_with_lease(*, reviewer, case_id: int, lease_token, now: dt.datet
     return case
 
 
-def renew_lease(*, reviewer, case_id: int, lease_token) -> Case:
+def renew_lease(
+    *, reviewer, case_id: int, lease_token, source: AuditEvent.Source = CONSOLE
+) -> Case:
     now = timezone.now()
     with transaction.atomic():
         case = locked_case_with_lease(
@@ -135,9 +146,10 @@ def renew_lease(*, reviewer, case_id: int, lease_token) -> Case:
         record_events(
             [
                 PendingEvent(
-                    "lease_renewed",
+                    Kind.LEASE_RENEWED,
                     case,
                     actor=reviewer,
+                    source=source,
                     data={"lease_expires_at": case.lease_expires_at},
                 )
             ]
@@ -145,29 +157,45 @@ def renew_lease(*, reviewer, case_id: int, lease_token) -> Case:
     return case
 
 
-def _clear_lease(case: Case) -> None:
+def clear_lease(case: Case) -> list[str]:
+    """The one way a lease ends (release, skip, escalate, decide): every lease field emptied.
+
+    Returns the fields to save. (The decision keeps its own copy of when the case was claimed.)
+    """
     case.claimed_by = None
     case.lease_token = None
     case.lease_expires_at = None
     case.claimed_at = None
+    return list(LEASE_FIELDS)
 
 
-def release_case(*, reviewer, case_id: int, lease_token, reason: str = "") -> Case:
+def release_case(
+    *, reviewer, case_id: int, lease_token, reason: str = "", source: AuditEvent.Source = CONSOLE
+) -> Case:
     """Give the case back to its queue, unchanged."""
     now = timezone.now()
     with transaction.atomic():
         case = locked_case_with_lease(
             reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
         )
-        _clear_lease(case)
-        case.save(update_fields=["claimed_by", "lease_token", "lease_expires_at", "claimed_at"])
+        case.save(update_fields=clear_lease(case))
         record_events(
-            [PendingEvent("released", case, actor=reviewer, data={"reason": reason.strip()})]
+            [
+                PendingEvent(
+                    Kind.RELEASED,
+                    case,
+                    actor=reviewer,
+                    source=source,
+                    data={"reason": reason.strip()},
+                )
+            ]
         )
     return case
 
 
-def skip_case(*, reviewer, case_id: int, lease_token, reason: str) -> Case:
+def skip_case(
+    *, reviewer, case_id: int, lease_token, reason: str, source: AuditEvent.Source = CONSOLE
+) -> Case:
     """Pass on a case: back to the queue, and not offered to this reviewer again."""
     reason = (reason or "").strip()
     if not reason:
@@ -177,14 +205,21 @@ def skip_case(*, reviewer, case_id: int, lease_token, reason: str) -> Case:
         case = locked_case_with_lease(
             reviewer=reviewer, case_id=case_id, lease_token=lease_token, now=now
         )
-        _clear_lease(case)
-        case.save(update_fields=["claimed_by", "lease_token", "lease_expires_at", "claimed_at"])
+        case.save(update_fields=clear_lease(case))
         CaseSkip.objects.create(case=case, reviewer=reviewer, reason=reason, created_at=now)
-        record_events([PendingEvent("skipped", case, actor=reviewer, data={"reason": reason})])
+        record_events(
+            [
+                PendingEvent(
+                    Kind.SKIPPED, case, actor=reviewer, source=source, data={"reason": reason}
+                )
+            ]
+        )
     return case
 
 
-def escalate_case(*, reviewer, case_id: int, lease_token, reason: str) -> Case:
+def escalate_case(
+    *, reviewer, case_id: int, lease_token, reason: str, source: AuditEvent.Source = CONSOLE
+) -> Case:
     """Send the case to the escalations queue for a senior reviewer."""
     reason = (reason or "").strip()
     if not reason:
@@ -199,23 +234,14 @@ def escalate_case(*, reviewer, case_id: int, lease_token, reason: str) -> Case:
         from_queue = case.queue
         case.queue = Queue.ESCALATIONS
         case.escalation_reason = reason
-        _clear_lease(case)
-        case.save(
-            update_fields=[
-                "queue",
-                "escalation_reason",
-                "claimed_by",
-                "lease_token",
-                "lease_expires_at",
-                "claimed_at",
-            ]
-        )
+        case.save(update_fields=["queue", "escalation_reason", *clear_lease(case)])
         record_events(
             [
                 PendingEvent(
-                    "escalated",
+                    Kind.ESCALATED,
                     case,
                     actor=reviewer,
+                    source=source,
                     data={"from_queue": from_queue, "reason": reason},
                 )
             ]
