@@ -27,7 +27,7 @@ from appeals.audit import event_hash, record_event, verify_chain
 from appeals.disclosure import checkpoints, tasks
 from appeals.models import AuditEvent, Queue
 from appeals.review import decisions, queueing
-from tests import workers
+from tests import dbroles, workers
 from tests.builders import flag
 from tests.workers import REPO_ROOT, celery_worker, wait_for
 
@@ -145,18 +145,18 @@ def _rehash_after(cursor, events, changed):
         prev_hash = event.hash
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_chain_rewritten_since_the_last_checkpoint_is_not_signed(alice, platform, spam_policy):
     casework(alice, platform)
     checkpoints.write_checkpoint()
     events = list(AuditEvent.objects.order_by("id"))
     claimed = next(e for e in events if e.kind == "claimed")
     claimed.actor_label = "bob"
-    with _triggers_off_in_transaction(), connection.cursor() as cursor:
+    with _tampering_cursor() as cursor:
         _rehash_after(cursor, events, claimed)
-        assert verify_chain().ok
-        with pytest.raises(checkpoints.ChainDoesNotExtendCheckpoint, match="no longer has"):
-            checkpoints.write_checkpoint()
+    assert verify_chain().ok
+    with pytest.raises(checkpoints.ChainDoesNotExtendCheckpoint, match="no longer has"):
+        checkpoints.write_checkpoint()
 
 
 @pytest.mark.django_db
@@ -262,30 +262,36 @@ def test_a_signing_key_that_does_not_match_the_public_key_is_refused(
 
 
 @contextmanager
-def _triggers_off_in_transaction():
-    """Inside a test transaction: the append-only triggers off, as a superuser would."""
+def _tampering_cursor():
+    """A cursor with the append-only guards off, committed at the end: what someone who holds
+    the database does (on SQLite: drops the triggers, and puts them back afterwards)."""
+    if _postgres():
+        with as_superuser() as cursor:
+            yield cursor
+        return
     with transaction.atomic(), connection.cursor() as cursor:
-        if _postgres():
-            cursor.execute("SET LOCAL session_replication_role = replica")
-        else:
-            cursor.execute("DROP TRIGGER IF EXISTS appeals_auditevent_no_update")
-            cursor.execute("DROP TRIGGER IF EXISTS appeals_auditevent_no_delete")
-        yield
+        cursor.execute("DROP TRIGGER IF EXISTS appeals_auditevent_no_update")
+        cursor.execute("DROP TRIGGER IF EXISTS appeals_auditevent_no_delete")
+        yield cursor
+        for statement in dbroles._sqlite_guards():
+            cursor.execute(statement)
 
 
 @contextmanager
 def as_superuser():
-    """A committed session with the triggers off: what someone who holds the database does.
-
-    The test database's connection is a superuser; `session_replication_role = replica` needs
-    one, and switches off every user trigger (the append-only guards included).
+    """A committed session, as a superuser, with every user trigger off
+    (`session_replication_role = replica`): what someone who holds the database does. The app
+    itself runs as a runtime role that can do none of this (tests/appeals/test_audit_guards.py).
     """
-    with connection.cursor() as cursor:
+    import psycopg
+
+    url = dbroles.superuser_url()
+    if not url:
+        pytest.fail("SUPERUSER_DATABASE_URL is not set: run through `make test` (scripts/test.sh)")
+    with psycopg.connect(url, dbname=connection.settings_dict["NAME"], autocommit=True) as conn:
+        cursor = conn.cursor()
         cursor.execute("SET session_replication_role = replica")
-        try:
-            yield cursor
-        finally:
-            cursor.execute("SET session_replication_role = origin")
+        yield cursor
 
 
 @pytest.fixture
@@ -305,6 +311,7 @@ def verify_audit(tmp_path, checkpoint_dir, checkpoint_key_file):
             env={
                 **os.environ,
                 "DATABASE_URL": workers.test_database_url(),
+                "MIGRATION_DATABASE_URL": "",
                 "TEST_DATABASE_NAME": "",
                 "APPEALS_VAR_DIR": str(tmp_path / "var"),
                 "AUDIT_CHECKPOINT_DIR": str(checkpoint_dir),
@@ -405,7 +412,12 @@ def test_a_chain_rebuilt_from_scratch_is_reported_as_a_fork(
     # A new history with only the two flags in it, appended by the application's own code.
     with transaction.atomic():
         for event in received:
-            record_event("received", case=event.case, actor_label=event.actor_label)
+            record_event(
+                AuditEvent.Kind.RECEIVED,
+                case=event.case,
+                source=AuditEvent.Source.API,
+                actor_label=event.actor_label,
+            )
     assert verify_chain().ok
 
     result = verify_audit()
