@@ -418,8 +418,15 @@ import django
 django.setup()
 from django.db import transaction
 from appeals.audit import record_event
+from appeals.models import AuditEvent
 with transaction.atomic():
-    record_event("exported", case=None, actor_label="test", data={"n": 1})
+    record_event(
+        AuditEvent.Kind.EXPORTED,
+        case=None,
+        source=AuditEvent.Source.COMMAND,
+        actor_label="test",
+        data={"n": 1},
+    )
 """
 
 
@@ -490,11 +497,11 @@ def test_sqlite_upgrade_restores_the_triggers_that_0003_dropped(tmp_path):
     assert _sqlite_triggers(path) == set()  # the table rebuild in 0003 lost 0002's trigger
     check = _manage("check", "--database", "default", env=_sqlite_env(path))
     assert "appeals.W011" in check.stderr, check.stderr
-    _record_an_event(_sqlite_env(path))
 
     result = _manage("migrate", env=_sqlite_env(path))
     assert result.returncode == 0, result.stderr
     assert _sqlite_triggers(path) == set(app_dbroles.AUDIT_TRIGGERS["sqlite"])
+    _record_an_event(_sqlite_env(path))
     _assert_sqlite_refuses_changes(path)
 
 

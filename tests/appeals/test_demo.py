@@ -51,6 +51,7 @@ def _manage(*args: str, database_url: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        "MIGRATION_DATABASE_URL": "",
         "DJANGO_SETTINGS_MODULE": "reviewer.settings",
         "CELERY_BROKER_URL": "memory://",
     }

@@ -46,6 +46,7 @@ def test_the_append_only_trigger_survives_the_source_migration_on_sqlite(tmp_pat
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'appeals.sqlite3'}",
+        "MIGRATION_DATABASE_URL": "",
         "DJANGO_SETTINGS_MODULE": "reviewer.settings",
         "CELERY_BROKER_URL": "memory://",
         "PYTHONPATH": str(REPO_ROOT),

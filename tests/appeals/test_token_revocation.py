@@ -279,6 +279,7 @@ def test_on_sqlite_too_the_database_refuses_un_revoking(tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'appeals.sqlite3'}",
+        "MIGRATION_DATABASE_URL": "",
         "DJANGO_SETTINGS_MODULE": "reviewer.settings",
         "CELERY_BROKER_URL": "memory://",
         "PYTHONPATH": str(REPO),
