@@ -9,15 +9,15 @@ import pytest
 
 from appeals.models import Decision
 from tests.builders import appeal, decide, flag
+from tests.reviewer import test_browser
 from tests.reviewer.drafts import ready_draft
-from tests.reviewer.test_browser import (  # noqa: F401 - fixtures
-    browser,
-    case_url,
-    log_in,
-    memory_broker,
-    page,
-    site,
-)
+from tests.reviewer.test_browser import case_url, log_in
+
+# The browser fixtures of the main browser tests, used here as they are.
+browser = test_browser.browser
+memory_broker = test_browser.memory_broker
+site = test_browser.site
+page = test_browser.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
