@@ -136,3 +136,30 @@ def test_a_case_page_that_cannot_render_is_set_aside_for_a_senior(
     assert "ValueError" in event.data["reason"]
     assert _claim_next(client, Queue.FLAGS) == healthy.id  # never the broken case again
     assert Case.objects.get(id=broken.id).status == Case.Status.OPEN
+
+
+def test_an_escalated_case_that_cannot_render_is_skipped_by_the_senior_not_handed_out_again(
+    client, bob, carol, platform, spam_policy, monkeypatch
+):
+    from appeals import queueing
+    from reviewer import views
+
+    broken = flag(platform, content="the broken one")
+    lease = queueing.claim_case(reviewer=bob, case_id=broken.id).lease_token
+    queueing.escalate_case(reviewer=bob, case_id=broken.id, lease_token=lease, reason="odd")
+    login(client, carol)
+    assert _claim_next(client, Queue.ESCALATIONS) == broken.id
+
+    def fails(item):
+        raise RecursionError("deeper than any template")
+
+    monkeypatch.setattr(views, "media_url", fails)
+    response = client.get(reverse("case_detail", args=[broken.id]))
+    assert response.status_code == 500
+    assert "will not be offered to you again" in response.content.decode()
+    broken.refresh_from_db()
+    assert (broken.queue, broken.claimed_by_id) == (Queue.ESCALATIONS, None)
+    event = AuditEvent.objects.filter(case_id=broken.id, kind="skipped").get()
+    assert "RecursionError" in event.data["reason"]
+    response = client.post(reverse("start_reviewing", args=[Queue.ESCALATIONS]))
+    assert response["Location"] == reverse("dashboard")  # nothing else waiting: not the same case
