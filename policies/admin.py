@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from .models import Policy, PolicyRule, PolicyVersion
-from .services import import_policy_version, publish_policy_version
+from .services import check_policy_text, import_policy_version, publish_policy_version
 
 
 class PolicyVersionInline(admin.TabularInline):
@@ -42,6 +42,14 @@ class NewVersionForm(forms.ModelForm):
         model = PolicyVersion
         fields = ("text", "source", "licence_notice")
 
+    def clean_text(self):
+        text = self.cleaned_data["text"]
+        try:
+            check_policy_text(text)
+        except ValidationError as error:
+            raise ValidationError(error.message_dict["text"]) from None
+        return text
+
 
 class PolicyRuleInline(admin.TabularInline):
     model = PolicyRule
@@ -60,6 +68,11 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     list_filter = ("status", "policy")
     inlines = [PolicyRuleInline]
     actions = ["publish"]
+
+    def get_inlines(self, request, obj):
+        # A new version's rules come from its text (the import service), not from a formset: the
+        # add page has no inline, so Django's change message has no unsaved formset to read.
+        return self.inlines if obj is not None else []
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -100,11 +113,15 @@ class PolicyVersionAdmin(admin.ModelAdmin):
         except ValidationError as error:
             messages.error(request, "; ".join(error.messages))
             raise
-        obj.pk = version.pk
-        obj.id = version.id
+        # The admin goes on with `obj` (its message, its redirect): make it the saved version.
+        obj.__dict__.update(version.__dict__)
+        obj._state = version._state
 
     def save_related(self, request, form, formsets, change):
-        pass
+        # Nothing to write (rules come from the text, versions are immutable), but Django's change
+        # message reads each formset's new/changed/deleted objects, which only save() records.
+        for formset in formsets:
+            formset.save(commit=False)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -14,6 +14,21 @@ from .safeguard.rules import extract_rules
 MAX_POLICY_CHARS = 200_000
 
 
+def check_policy_text(text: str) -> list:
+    """The rules `text` defines; a ValidationError on `text` naming the problem if it can't be a
+    policy (the admin's form calls this too, so a bad text is a form error, not a 500)."""
+    if not text.strip():
+        raise ValidationError({"text": "the policy text is empty"})
+    if len(text) > MAX_POLICY_CHARS:
+        raise ValidationError({"text": f"the policy text is over {MAX_POLICY_CHARS:,} characters"})
+    rules = extract_rules(text)
+    if not rules:
+        raise ValidationError(
+            {"text": "no rule ids found: a policy must define rule ids such as GV1 or SP2.b"}
+        )
+    return rules
+
+
 @transaction.atomic
 def import_policy_version(
     *,
@@ -26,15 +41,7 @@ def import_policy_version(
     actor=None,
 ) -> PolicyVersion:
     """Add a new numbered version of the policy `slug` (creating the policy if it is new)."""
-    if not text.strip():
-        raise ValidationError({"text": "the policy text is empty"})
-    if len(text) > MAX_POLICY_CHARS:
-        raise ValidationError({"text": f"the policy text is over {MAX_POLICY_CHARS:,} characters"})
-    rules = extract_rules(text)
-    if not rules:
-        raise ValidationError(
-            {"text": "no rule ids found: a policy must define rule ids such as GV1 or SP2.b"}
-        )
+    rules = check_policy_text(text)
     policy, created = Policy.objects.select_for_update().get_or_create(
         slug=slug, defaults={"name": name}
     )

@@ -58,6 +58,7 @@ from policies.models import Policy, PolicyRule, PolicyVersion
 
 from . import quality
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
+from .unrenderable import set_aside_unrenderable_case
 
 QUEUE_PAGE_SIZE = 50
 HISTORY_LIMIT = 8
@@ -218,15 +219,24 @@ def _encode_cursor(case: Case) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# Ours are under 150 characters; anything much longer was not made here.
+MAX_CURSOR_CHARS = 512
+
+
 def _decode_cursor(value: str):
+    """The cursor `_encode_cursor` made, or None for anything else (the first page is shown)."""
+    if len(value) > MAX_CURSOR_CHARS:
+        return None
     try:
         padded = value + "=" * (-len(value) % 4)
         priority, due_at, created_at, case_id = json.loads(base64.urlsafe_b64decode(padded))
         due_at, created_at = parse_datetime(due_at), parse_datetime(created_at)
-        if due_at is None or created_at is None:
+        if due_at is None or created_at is None or None in (due_at.tzinfo, created_at.tzinfo):
             return None
+        # In UTC, as stored: a year the database cannot hold fails here, not in the query.
+        due_at, created_at = due_at.astimezone(dt.UTC), created_at.astimezone(dt.UTC)
         return int(priority), due_at, created_at, int(case_id)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, RecursionError):
         return None
 
 
@@ -450,6 +460,8 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "reporter_history": _history(case, "reporter_id", case.item.reporter_id),
         "rules": rules,
         "original_rules": [(r, rule_text.get(r, "")) for r in case.original_rule_ids],
+        # Only rules the version defines are linked: a platform's or a model's id may be anything.
+        "known_rule_ids": known,
         "draft": draft,
         "rec": draft.recommendation,
         "blind_first": blind_first,
@@ -476,8 +488,11 @@ def _render_case(
     template: str = "reviewer/case.html",
     reveal: bool = False,
 ):
-    context = _case_context(request, case, errors=errors, reveal=reveal)
-    return render(request, template, context, status=status)
+    try:
+        context = _case_context(request, case, errors=errors, reveal=reveal)
+        return render(request, template, context, status=status)
+    except Exception as error:  # noqa: BLE001 - any failure: never hand the case out again
+        return set_aside_unrenderable_case(request, case, error)
 
 
 def _viewable_case(request, case_id: int) -> Case:
@@ -679,6 +694,8 @@ def policy_version(request, version_id):
 @require_GET
 def policy_rule(request, version_id, rule_id):
     _require_console_user(request.user)
+    if "\x00" in rule_id:  # no rule has one, and PostgreSQL refuses it in a query
+        raise Http404("no such rule")
     rule = get_object_or_404(
         PolicyRule.objects.select_related("version__policy"), version_id=version_id, rule_id=rule_id
     )

@@ -13,13 +13,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--policy", required=True, help="Policy slug.")
+        # Not `--version`: Django's BaseCommand already defines it (the framework's version).
         parser.add_argument(
-            "--version", type=int, help="Version number (default: latest published)."
+            "--policy-version",
+            type=int,
+            dest="policy_version",
+            metavar="N",
+            help="Policy version number (default: the latest published).",
         )
         parser.add_argument("--text", help="The content to classify.")
         parser.add_argument("--file", help="Read the content from a file instead.")
 
-    def handle(self, *args, policy, version, text, file, **options):
+    def handle(self, *args, policy, policy_version, text, file, **options):
         from policies.safeguard import check_policy, unavailable_reason
 
         if bool(text) == bool(file):
@@ -38,15 +43,15 @@ class Command(BaseCommand):
         versions = policy_row.versions.all()
         chosen = (
             (
-                versions.filter(number=version)
-                if version
+                versions.filter(number=policy_version)
+                if policy_version
                 else versions.filter(status=PolicyVersion.Status.PUBLISHED)
             )
             .order_by("-number")
             .first()
         )
         if chosen is None:
-            wanted = f"version {version}" if version else "published version"
+            wanted = f"version {policy_version}" if policy_version else "published version"
             raise CommandError(f"policy {policy!r} has no {wanted}")
         config = engine_config()
         reason = unavailable_reason(config)
