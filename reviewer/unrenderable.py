@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from appeals.models import Case, Queue
-from appeals.queueing import escalate_case, skip_case
+from appeals.review.queueing import escalate_case, skip_case
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 from django.contrib import admin
 from django.test import RequestFactory
 
-from appeals.roles import ROLES
+from appeals.review.roles import ROLES
 from policies.models import Policy, PolicyRule, PolicyVersion
 from tests import builders
 

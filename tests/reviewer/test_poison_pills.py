@@ -116,14 +116,14 @@ def test_a_case_page_that_cannot_render_is_set_aside_for_a_senior(
     login(client, alice)
     assert _claim_next(client, Queue.FLAGS) == broken.id
 
-    real = views.media_url
+    real = views._draft_view
 
-    def fails_for_the_broken_case(item):
-        if item.id == broken.item_id:
+    def fails_for_the_broken_case(case, *args, **kwargs):
+        if case.id == broken.id:
             raise ValueError("a value no template expected")
-        return real(item)
+        return real(case, *args, **kwargs)
 
-    monkeypatch.setattr(views, "media_url", fails_for_the_broken_case)
+    monkeypatch.setattr(views, "_draft_view", fails_for_the_broken_case)
     response = client.get(reverse("case_detail", args=[broken.id]))
     assert response.status_code == 500
     text = response.content.decode()
@@ -141,7 +141,7 @@ def test_a_case_page_that_cannot_render_is_set_aside_for_a_senior(
 def test_an_escalated_case_that_cannot_render_is_skipped_by_the_senior_not_handed_out_again(
     client, bob, carol, platform, spam_policy, monkeypatch
 ):
-    from appeals import queueing
+    from appeals.review import queueing
     from reviewer import views
 
     broken = flag(platform, content="the broken one")
@@ -150,10 +150,10 @@ def test_an_escalated_case_that_cannot_render_is_skipped_by_the_senior_not_hande
     login(client, carol)
     assert _claim_next(client, Queue.ESCALATIONS) == broken.id
 
-    def fails(item):
+    def fails(case, *args, **kwargs):
         raise RecursionError("deeper than any template")
 
-    monkeypatch.setattr(views, "media_url", fails)
+    monkeypatch.setattr(views, "_draft_view", fails)
     response = client.get(reverse("case_detail", args=[broken.id]))
     assert response.status_code == 500
     assert "will not be offered to you again" in response.content.decode()

@@ -1,6 +1,6 @@
 """Every console address, driven with generated ids, cursors, filters and form data: never a 500.
 
-The addresses are enumerated from the URL patterns (`reviewer/pages.py`, `appeals/urls.py`), not
+The addresses are enumerated from the URL patterns (`reviewer/pages.py`), not
 listed by hand, so a new page is covered the day it is added. Each is requested as every persona
 (reviewer, senior reviewer, policy admin, auditor, someone with no role) with GET and POST, with
 path parameters that are real ids or anything an address can carry ('/', NUL, huge integers,
@@ -22,9 +22,8 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appeals import queueing
 from appeals.models import Case, Queue, QueueSetting
-from appeals.urls import urlpatterns as appeals_patterns
+from appeals.review import queueing
 from policies.models import PolicyRule, PolicyVersion
 from reviewer.pages import urlpatterns as page_patterns
 from tests.builders import appeal, decide, flag
@@ -32,7 +31,7 @@ from tests.reviewer.drafts import ready_draft
 
 pytestmark = pytest.mark.django_db
 
-ROUTES = [p.pattern._route for p in [*page_patterns, *appeals_patterns]]
+ROUTES = [p.pattern._route for p in page_patterns]
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 NASTY = [
@@ -102,7 +101,14 @@ def casework(alice, bob, carol, dave, erin, mallory, platform, spam_policy):
     QueueSetting.objects.create(queue=Queue.FLAGS, blind_first=True)
     ready_draft(flag(platform, content="a drafted flag", external_id="x/\u202e/1"))
     decided = flag(platform, external_id="decided")
-    decide(bob, decided, outcome="violating", action="remove", rule_ids=["SP2.b"])
+    decide(
+        bob,
+        decided,
+        outcome="violating",
+        action="remove",
+        rule_ids=["SP2.b"],
+        blind_call="violating",
+    )
     escalated = flag(platform, content="escalate me")
     lease = queueing.claim_case(reviewer=bob, case_id=escalated.id).lease_token
     queueing.escalate_case(reviewer=bob, case_id=escalated.id, lease_token=lease, reason="odd")
