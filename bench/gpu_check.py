@@ -422,15 +422,18 @@ def main(argv: list[str] | None = None) -> int:
             n_slots = 128
             while n_slots * 2 <= 512 and n_slots * 2 * per_slot <= free:
                 n_slots *= 2
-        if mode == "graphs" or mode == "static":
-            # The captured step must give the very tokens of the same step run eagerly.
+        if mode in ("graphs", "static"):
+            # A captured step must give the very tokens of the same fixed-shape step run eagerly;
+            # fixed-shape steps those of the dynamic ones (exactly so in fp32; bf16 sums in
+            # another order over the longer key range).
+            ref = "static" if mode == "graphs" else "eager"
             few = list(range(min(len(prompts), 16)))
             short = [min(n, 24) for n in lengths]
-            _, eager_res = run_engine("static", len(few), few, short, budget)
-            _, graph_res = run_engine(mode, len(few), few, short, budget)
-            same = [eager_res[i].tokens == graph_res[i].tokens for i in few]
-            report.put(f"{mode}_vs_eager_static_token_identical", f"{sum(same)}/{len(same)}")
-            ok = ok and all(same)
+            _, ref_res = run_engine(ref, len(few), few, short, budget)
+            _, mode_res = run_engine(mode, len(few), few, short, budget)
+            same = [ref_res[i].tokens == mode_res[i].tokens for i in few]
+            report.put(f"{mode}_vs_{ref}_token_identical", f"{sum(same)}/{len(same)}")
+            ok = ok and (all(same) or (mode == "static" and not smoke))
         figures, results = run_engine(mode, n_slots, list(range(len(prompts))), lengths, budget)
         report.put(f"engine_{mode}_{n_slots}", figures)
         ok = ok and figures["every_case_answered_with_its_length"]

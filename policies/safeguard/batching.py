@@ -137,6 +137,7 @@ def slot_attention(
         return eager_attention_forward(
             module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
         )
+    torch = _torch()
     view = attention_mask
     cache = view.cache
     layer = module.layer_idx
@@ -171,18 +172,16 @@ def slot_attention(
     kv_len = keys.shape[2]
     # Grouped-query attention without repeating the key/value heads: [b, kv, groups*q, dim].
     q = query.reshape(batch, kv_heads, groups * q_len, dim)
-    scores = torch_matmul(q, keys.transpose(2, 3)) * scaling
+    scores = torch.matmul(q, keys.transpose(2, 3)) * scaling
     scores = scores.view(batch, kv_heads, groups, q_len, kv_len) + mask
     sinks = module.sinks.reshape(1, kv_heads, groups, 1, 1).expand(batch, -1, -1, q_len, -1)
-    combined = _torch().cat([scores, sinks.to(scores.dtype)], dim=-1)
+    # GptOss's attention sinks: one more logit per head in the softmax, dropped afterwards
+    # (transformers' eager GptOss attention, operation for operation).
+    combined = torch.cat([scores, sinks.to(scores.dtype)], dim=-1)
     combined = combined - combined.amax(dim=-1, keepdim=True)
-    probs = _torch().softmax(combined, dim=-1)[..., :-1].to(values.dtype)
-    out = torch_matmul(probs.reshape(batch, kv_heads, groups * q_len, kv_len), values)
+    probs = torch.softmax(combined, dim=-1)[..., :-1].to(values.dtype)
+    out = torch.matmul(probs.reshape(batch, kv_heads, groups * q_len, kv_len), values)
     return out.view(batch, heads, q_len, dim).transpose(1, 2).contiguous(), None
-
-
-def torch_matmul(a: Any, b: Any) -> Any:
-    return _torch().matmul(a, b)
 
 
 # -- the slot cache ----------------------------------------------------------------------------
@@ -446,6 +445,8 @@ class SlotBatcher:
                     break
                 if not case.ids:
                     raise ValueError(f"case {case.key!r} has no prompt tokens after the prefix")
+                if case.max_new_tokens < 1:
+                    raise ValueError(f"case {case.key!r}: max_new_tokens must be at least 1")
                 pending.append(case)
 
         pull(self.slots)

@@ -244,3 +244,23 @@ def test_the_backend_drafts_mixed_lengths_through_the_batcher(tiny_checkpoint: P
     assert len({g.tokens_in for g in result}) > 5  # really mixed lengths
     assert all(g.prompt_tokens_computed < g.tokens_in - 300 for g in result)  # prefix reused
     assert batched.last_stats is not None and batched.last_stats.prefill_calls >= 3
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_a_longer_case_arriving_later_grows_the_slots_and_still_matches(
+    models,  # noqa: ANN001
+    prompts,  # noqa: ANN001
+    static: bool,
+) -> None:
+    reference, batched, _ = models
+    prefix, full = prompts
+    ordered = sorted(full, key=len)[::4]  # shortest first: the last cases need more room
+    budgets = [16] * len(ordered)
+    expected = [_alone(reference, ids, 16) for ids in ordered]
+
+    batcher = SlotBatcher(batched, slots=2, static_decode=static, refill_min=1)
+    got = {r.key: r.tokens for r in batcher.run(prefix, _cases(prefix, ordered, budgets))}
+
+    assert [got[i] for i in range(len(ordered))] == expected
+    assert batcher.cache is not None
+    assert batcher.cache.capacity >= len(ordered[-1]) + 16 > len(ordered[0]) + 16

@@ -40,7 +40,7 @@ def test_gpu_check_smoke_runs_and_its_batched_tokens_match_stock_generate(tmp_pa
     for key in ("engine_eager_4", "engine_static_4"):
         assert result[key]["every_case_answered_with_its_length"] is True
         assert result[key]["output_tokens_per_s"] > 0
-    assert result["static_vs_eager_static_token_identical"] == "8/8"
+    assert result["static_vs_eager_token_identical"] == "8/8"
     assert result["summary"]["naive_cases_token_identical"] == "4/4"
     assert result["naive"]["output_tokens_per_s"] > 0
     assert result["mxfp4_fp32_base_checkpoint"]["tokens_out"] == 4
