@@ -56,21 +56,19 @@ def resolve_device(device: str) -> str:
     return "cuda"  # unavailable_reason() has already refused auto/cuda without a GPU
 
 
-def load_model(
-    model_ref: str, device: str = "auto", *, attn_implementation: str | None = None
-) -> LoadedModel:
+def load_model(model_ref: str, device: str = "auto") -> LoadedModel:
     """Load (once per process and (model, device)) the tokenizer and model. Thread-safe."""
     target = resolve_device(device)
-    key = (model_ref, target if attn_implementation is None else f"{target}:{attn_implementation}")
+    key = (model_ref, target)
     with _LOAD_LOCK:
         loaded = _LOADED.get(key)
         if loaded is None:
-            loaded = _load(model_ref, target, attn_implementation)
+            loaded = _load(model_ref, target)
             _LOADED[key] = loaded
         return loaded
 
 
-def _load(model_ref: str, target: str, attn_implementation: str | None) -> LoadedModel:
+def _load(model_ref: str, target: str) -> LoadedModel:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -82,7 +80,9 @@ def _load(model_ref: str, target: str, attn_implementation: str | None) -> Loade
         else getattr(quant, "quant_method", None)
     )
     mxfp4 = str(quant_method) == "mxfp4"
-    kwargs: dict[str, Any] = {"attn_implementation": attn_implementation or "eager"}
+    # Loaded with eager attention, then switched to the slot attention (`prepare_model`), which
+    # falls back to eager for any caller that is not the batcher.
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
     if target == "cpu":
         # GptOss on CPU: eager attention (and our slot attention built on it) handles the
         # attention sinks. fp32 is faster than bf16 on CPUs.
@@ -196,21 +196,19 @@ class TransformersBackend:
         device: str = "auto",
         batch_size: int = 8,
         use_prefix_cache: bool = True,
-        attn_implementation: str | None = None,
         loaded: LoadedModel | None = None,
     ) -> None:
         self.model_ref = model
         self.device = device
         self.batch_size = max(1, batch_size)  # slots of the in-flight batch
         self.use_prefix_cache = use_prefix_cache
-        self.attn_implementation = attn_implementation
         self.last_stats: Any = None  # the last SlotBatcher's counters (benchmarks read them)
         self._preloaded = loaded  # a model built in memory (benchmarks); normally loaded lazily
 
     def loaded(self) -> LoadedModel:
         if self._preloaded is not None:
             return self._preloaded
-        return load_model(self.model_ref, self.device, attn_implementation=self.attn_implementation)
+        return load_model(self.model_ref, self.device)
 
     def generate(
         self, requests: Sequence[PromptRequest], *, max_new_tokens: int
