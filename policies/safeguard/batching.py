@@ -35,11 +35,14 @@ tokens at its own positions, and masked keys contribute exactly zero to the soft
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 SLOT_ATTENTION = "safeguard_slots"
 GROUPED_EXPERTS = "safeguard_grouped_mm"
@@ -95,6 +98,23 @@ def _torch() -> Any:
     import torch
 
     return torch
+
+
+def kv_bytes_per_token(model: Any) -> int:
+    """Key/value bytes one token takes in the slot cache, all layers (49,152 for gpt-oss-20b)."""
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    dtype = model.model.layers[0].self_attn.k_proj.weight.dtype
+    element = _torch().empty((), dtype=dtype).element_size()
+    return 2 * len(config.layer_types) * config.num_key_value_heads * head_dim * element
+
+
+def slots_that_fit(requested: int, free_bytes: int, slot_bytes: int, reserve: int = 6 << 30) -> int:
+    """How many of `requested` slots fit in `free_bytes`, keeping `reserve` for prefill
+    activations, logits and CUDA graphs (at least one slot: a single case must still run)."""
+    if slot_bytes <= 0:
+        return requested
+    return max(1, min(requested, (free_bytes - reserve) // slot_bytes))
 
 
 # -- the attention function --------------------------------------------------------------------
@@ -455,6 +475,22 @@ class SlotBatcher:
         need = prefix.length + max(len(c.ids) + c.max_new_tokens for c in pending)
         capacity = max(self.capacity or 0, need)
         slots = min(self.slots, len(pending)) if exhausted else self.slots
+        device = next(self.model.parameters()).device
+        if device.type == "cuda":
+            # Never more slots than fit next to the weights: an out-of-memory error would fail
+            # every draft of the call; fewer slots only make it slower.
+            free = torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device)
+            free -= torch.cuda.memory_allocated(device)
+            fitted = slots_that_fit(slots, free, kv_bytes_per_token(self.model) * capacity)
+            if fitted < slots:
+                logger.warning(
+                    "%d slots of %d tokens do not fit in %.1f GiB of free GPU memory: using %d",
+                    slots,
+                    capacity,
+                    free / 2**30,
+                    fitted,
+                )
+                slots = fitted
         cache = SlotCache(self.model, slots, capacity)
         self.cache = cache
         device = cache.device

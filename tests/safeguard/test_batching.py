@@ -264,3 +264,16 @@ def test_a_longer_case_arriving_later_grows_the_slots_and_still_matches(
     assert [got[i] for i in range(len(ordered))] == expected
     assert batcher.cache is not None
     assert batcher.cache.capacity >= len(ordered[-1]) + 16 > len(ordered[0]) + 16
+
+
+def test_slots_are_capped_to_what_fits_in_free_gpu_memory(models) -> None:  # noqa: ANN001
+    from policies.safeguard.batching import kv_bytes_per_token, slots_that_fit
+
+    _, batched, _ = models
+    # 2 layers x (key + value) x 2 KV heads x 16 dims x 4 bytes (fp32).
+    assert kv_bytes_per_token(batched) == 2 * 2 * 2 * 16 * 4
+    gib = 1 << 30
+    slot = 185 * (1 << 20)  # gpt-oss-20b, 3,768 tokens: 49,152 bytes per token
+    assert slots_that_fit(256, 100 * gib, slot) == 256
+    assert slots_that_fit(256, 40 * gib, slot) == (34 * gib) // slot  # 6 GiB kept back
+    assert slots_that_fit(256, 2 * gib, slot) == 1  # one case still runs (or fails on its own)
