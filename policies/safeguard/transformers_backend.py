@@ -93,9 +93,10 @@ def _load(model_ref: str, target: str) -> LoadedModel:
             # MXFP4 kernels need CUDA; dequantise the expert weights while loading.
             kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
     else:
-        # One compute dtype for every weight: a checkpoint whose non-expert weights are fp32
-        # next to bf16 (dequantised) experts otherwise fails in the first matmul.
-        kwargs["dtype"] = torch.bfloat16
+        # MXFP4 experts run (or are dequantised) in bf16: every other weight must be bf16 too,
+        # or a checkpoint with fp32 non-expert weights fails in its first matmul. A dense
+        # checkpoint keeps the dtype its config names (one dtype for all its weights).
+        kwargs["dtype"] = torch.bfloat16 if mxfp4 else "auto"
         kwargs["device_map"] = "cuda"
         if mxfp4 and not native_mxfp4_available():
             from transformers import Mxfp4Config
