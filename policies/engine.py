@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from .models import PolicyVersion
 from .safeguard.types import PolicySpec, ReasoningEffort, Rule
 
 
 def engine_config():
+    """The engine's settings: `EngineConfig.from_env()` is their one reader (README's names)."""
     from .safeguard import EngineConfig
 
-    return EngineConfig(
-        backend=settings.SAFEGUARD_BACKEND,
-        model=settings.SAFEGUARD_MODEL,
-        base_url=settings.SAFEGUARD_BASE_URL,
-        api_key=settings.SAFEGUARD_API_KEY,
-        reasoning_effort=settings.SAFEGUARD_REASONING_EFFORT,
-        max_new_tokens=settings.SAFEGUARD_MAX_NEW_TOKENS,
-        timeout_s=float(settings.SAFEGUARD_TIMEOUT_SECONDS),
-        max_concurrency=settings.SAFEGUARD_MAX_CONCURRENCY,
-        max_retries=settings.SAFEGUARD_MAX_RETRIES,
-        device=settings.SAFEGUARD_DEVICE,
-        batch_size=settings.SAFEGUARD_BATCH_SIZE,
-    )
+    return EngineConfig.from_env()
 
 
 def engine_from_settings():
@@ -39,6 +26,11 @@ def policy_spec(version: PolicyVersion) -> PolicySpec:
         text=version.text,
         sha256=version.sha256,
         rules=tuple(Rule(id=r.rule_id, text=r.text) for r in version.rules.all()),
-        reasoning_effort=ReasoningEffort(version.policy.reasoning_effort),
+        # None (the policy sets none): the engine's SAFEGUARD_REASONING_EFFORT applies.
+        reasoning_effort=(
+            ReasoningEffort(version.policy.reasoning_effort)
+            if version.policy.reasoning_effort
+            else None
+        ),
         name=version.policy.name,
     )

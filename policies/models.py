@@ -18,8 +18,13 @@ class ReasoningEffort(models.TextChoices):
 class Policy(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     name = models.CharField(max_length=200)
+    # Empty: the engine's default (SAFEGUARD_REASONING_EFFORT) applies to this policy's drafts.
     reasoning_effort = models.CharField(
-        max_length=6, choices=ReasoningEffort, default=ReasoningEffort.MEDIUM
+        max_length=6,
+        choices=ReasoningEffort,
+        blank=True,
+        default="",
+        help_text="Empty: the deployment's default, SAFEGUARD_REASONING_EFFORT.",
     )
     # Appeal rules (DSA Art. 20): how long after a decision an appeal is accepted, and how
     # soon a case under this policy should be decided.

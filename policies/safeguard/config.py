@@ -1,7 +1,8 @@
 """How the engine is configured, and whether it can run at all with that configuration.
 
 `EngineConfig` is a frozen value (hashable, so engines can be cached per config); `from_env`
-reads the `SAFEGUARD_*` variables the worker is started with. `unavailable_reason` answers
+is the one reader of the `SAFEGUARD_*` variables (the names in the README's configuration table),
+for the worker and the web process alike. `unavailable_reason` answers
 "can this run here?" cheaply and without side effects: it never imports torch for the server
 backend and never loads a model.
 """
@@ -12,9 +13,13 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 BACKENDS = ("auto", "transformers", "openai")
 DEVICES = ("auto", "cuda", "cpu")
+EFFORTS = ("low", "medium", "high")
+# Names the engine once read that the README never listed: refused, so a stale one isn't ignored.
+_RENAMED = {"SAFEGUARD_TIMEOUT_S": "SAFEGUARD_TIMEOUT_SECONDS"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class EngineConfig:
     max_concurrency: int = 8
     max_retries: int = 3
     device: str = "auto"  # "auto" | "cuda" | "cpu"; CPU only when asked for explicitly
-    batch_size: int = 8
+    batch_size: int = 8  # in-process: slots of the in-flight batch (see docs/safeguard-engine.md)
 
     @property
     def resolved_backend(self) -> str:
@@ -39,27 +44,52 @@ class EngineConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
-        """Read SAFEGUARD_BACKEND, _MODEL, _BASE_URL, _API_KEY, _REASONING_EFFORT, _MAX_NEW_TOKENS,
-        _TIMEOUT_S, _MAX_CONCURRENCY, _MAX_RETRIES, _DEVICE, _BATCH_SIZE; unset ones keep defaults."""
+        """The one reader of the engine's settings: the `SAFEGUARD_*` variables of the README's
+        configuration table (unset or empty ones keep the defaults).
+
+        A value that is not valid raises ValueError naming the variable and what it accepts, so a
+        worker or web process with a typo fails at start, not on its first draft.
+        """
         env = os.environ if environ is None else environ
         defaults = cls()
+        for old, new in _RENAMED.items():
+            if env.get(old, "").strip():
+                raise ValueError(f"{old} is not a setting: set {new} instead.")
 
-        def get(name: str, default: str) -> str:
+        def get(name: str, default: object) -> str:
             value = env.get(f"SAFEGUARD_{name}", "")
-            return value.strip() if value and value.strip() else default
+            return value.strip() if value and value.strip() else str(default)
+
+        def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+            value = get(name, default).lower()
+            if value not in allowed:
+                raise ValueError(
+                    f"SAFEGUARD_{name} is {value!r}: set it to one of {', '.join(allowed)}."
+                )
+            return value
+
+        def number(name: str, default: float, minimum: float, kind: type = int) -> Any:
+            raw = get(name, default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"SAFEGUARD_{name} is {raw!r}: set it to a number.") from None
+            if value < minimum:
+                raise ValueError(f"SAFEGUARD_{name} is {raw}: it must be at least {minimum}.")
+            return value
 
         return cls(
-            backend=get("BACKEND", defaults.backend).lower(),
+            backend=choice("BACKEND", defaults.backend, BACKENDS),
             model=get("MODEL", defaults.model),
             base_url=get("BASE_URL", defaults.base_url).rstrip("/"),
             api_key=get("API_KEY", defaults.api_key),
-            reasoning_effort=get("REASONING_EFFORT", defaults.reasoning_effort).lower(),
-            max_new_tokens=int(get("MAX_NEW_TOKENS", str(defaults.max_new_tokens))),
-            timeout_s=float(get("TIMEOUT_S", str(defaults.timeout_s))),
-            max_concurrency=int(get("MAX_CONCURRENCY", str(defaults.max_concurrency))),
-            max_retries=int(get("MAX_RETRIES", str(defaults.max_retries))),
-            device=get("DEVICE", defaults.device).lower(),
-            batch_size=int(get("BATCH_SIZE", str(defaults.batch_size))),
+            reasoning_effort=choice("REASONING_EFFORT", defaults.reasoning_effort, EFFORTS),
+            max_new_tokens=number("MAX_NEW_TOKENS", defaults.max_new_tokens, 16),
+            timeout_s=number("TIMEOUT_SECONDS", defaults.timeout_s, 1, float),
+            max_concurrency=number("MAX_CONCURRENCY", defaults.max_concurrency, 1),
+            max_retries=number("MAX_RETRIES", defaults.max_retries, 0),
+            device=choice("DEVICE", defaults.device, DEVICES),
+            batch_size=number("BATCH_SIZE", defaults.batch_size, 1),
         )
 
 

@@ -5,18 +5,17 @@ for the web process. A model is loaded on the first draft (never at import) and 
 (model, device) for the life of the worker.
 
 Every prompt under one policy version starts with the same tokens (system block + policy), often
-over a thousand of them. The key/value cache of that prefix is computed once and reused: per
-batch it is deep-copied (generate mutates the cache it is given) and repeated to the batch size.
-Cases are batched only with cases of the same token length, because padding between the prefix
-and a case would count against GptOss's sliding-window layers and change the output; batched
-output is token-identical to one-at-a-time (tests hold it to that).
+over a thousand of them. Their keys/values are computed once per prefix and copied into each slot
+of `batching.SlotBatcher`, which drafts cases of any length in one batch and gives a finished
+case's slot to the next waiting one (in-flight batching). Batched output is token-identical to
+drafting each case alone with stock `generate` (tests hold it to that); `use_prefix_cache=False`
+keeps that one-at-a-time reference path.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
+import logging
 import re
 import threading
 import time
@@ -27,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Generation, PromptRequest
+from .batching import PAD_TOKEN_ID, STOP_TOKEN_IDS, SlotBatcher, SlotCase, prepare_model
 from .types import FailureReason
 
-# <|return|>, <|endoftext|>, <|call|>: the model's answer (or an unsupported tool call) ends here.
-STOP_TOKEN_IDS = (200002, 199999, 200012)
-PAD_TOKEN_ID = 199999
+logger = logging.getLogger(__name__)
+__all__ = ["PAD_TOKEN_ID", "STOP_TOKEN_IDS", "TransformersBackend", "load_model", "model_revision"]
 _PREFIX_CACHES_KEPT = 4
 _FULL_HASH_LIMIT = 256 * 1024 * 1024  # hash whole weight files up to this size; headers beyond
 
@@ -43,71 +42,12 @@ class LoadedModel:
     device: str
     revision: str
     lock: threading.Lock = field(default_factory=threading.Lock)
-    prefix_caches: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    prefix_caches: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    load_note: str = ""  # how the weights were loaded (native MXFP4 / dequantised) and the memory
 
 
 _LOADED: dict[tuple[str, str], LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
-
-
-SDPA_SINKS = "safeguard_fused_sinks"  # no "sdpa" in the name: transformers reserves it
-
-
-def sdpa_sinks_attention(
-    module: Any,
-    query: Any,
-    key: Any,
-    value: Any,
-    attention_mask: Any,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs: Any,
-) -> tuple[Any, None]:
-    """GptOss attention through torch's fused scaled_dot_product_attention, sinks included exactly.
-
-    GptOss adds a learned per-head "sink" logit to every softmax and drops its column afterwards.
-    The same softmax comes out of SDPA with one extra key/value pair that is all zeros: its score
-    is q·0 + mask, so putting the sink into the additive mask's extra column gives exactly that
-    logit, and its zero value adds nothing to the output. Unlike eager attention this never
-    materialises the probabilities in Python-visible tensors or repeats the KV heads.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    batch, heads, q_len, _ = query.shape
-    kv_len = key.shape[2]
-    key = F.pad(key, (0, 0, 0, 1))
-    value = F.pad(value, (0, 0, 0, 1))
-    if attention_mask is None:
-        base = query.new_zeros(batch, heads, q_len, kv_len)
-    else:
-        mask = attention_mask[:, :, :, :kv_len]
-        if mask.dtype == torch.bool:
-            mask = torch.zeros_like(mask, dtype=query.dtype).masked_fill(
-                ~mask, torch.finfo(query.dtype).min
-            )
-        base = mask.to(query.dtype).expand(batch, heads, q_len, kv_len)
-    sinks = module.sinks.to(query.dtype).view(1, heads, 1, 1).expand(batch, heads, q_len, 1)
-    output = F.scaled_dot_product_attention(
-        query,
-        key,
-        value,
-        attn_mask=torch.cat([base, sinks], dim=-1),
-        dropout_p=0.0,
-        scale=scaling,
-        enable_gqa=heads != key.shape[1],
-    )
-    return output.transpose(1, 2).contiguous(), None
-
-
-def register_sdpa_sinks() -> str:
-    """Register `sdpa_sinks_attention` with transformers (with eager's float masks); returns its name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
-
-    AttentionInterface.register(SDPA_SINKS, sdpa_sinks_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(SDPA_SINKS, eager_mask)
-    return SDPA_SINKS
 
 
 def resolve_device(device: str) -> str:
@@ -116,21 +56,19 @@ def resolve_device(device: str) -> str:
     return "cuda"  # unavailable_reason() has already refused auto/cuda without a GPU
 
 
-def load_model(
-    model_ref: str, device: str = "auto", *, attn_implementation: str | None = None
-) -> LoadedModel:
+def load_model(model_ref: str, device: str = "auto") -> LoadedModel:
     """Load (once per process and (model, device)) the tokenizer and model. Thread-safe."""
     target = resolve_device(device)
-    key = (model_ref, target if attn_implementation is None else f"{target}:{attn_implementation}")
+    key = (model_ref, target)
     with _LOAD_LOCK:
         loaded = _LOADED.get(key)
         if loaded is None:
-            loaded = _load(model_ref, target, attn_implementation)
+            loaded = _load(model_ref, target)
             _LOADED[key] = loaded
         return loaded
 
 
-def _load(model_ref: str, target: str, attn_implementation: str | None) -> LoadedModel:
+def _load(model_ref: str, target: str) -> LoadedModel:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -141,32 +79,80 @@ def _load(model_ref: str, target: str, attn_implementation: str | None) -> Loade
         if isinstance(quant, dict)
         else getattr(quant, "quant_method", None)
     )
-    kwargs: dict[str, Any] = {}
-    if attn_implementation == SDPA_SINKS:
-        register_sdpa_sinks()
+    mxfp4 = str(quant_method) == "mxfp4"
+    # Loaded with eager attention, then switched to the slot attention (`prepare_model`), which
+    # falls back to eager for any caller that is not the batcher.
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
     if target == "cpu":
-        # GptOss on CPU: only eager attention handles the attention sinks (sdpa unsupported, flex
-        # fails on sinks, flash kernels need hub downloads). fp32 is faster than bf16 on CPUs.
-        kwargs["attn_implementation"] = attn_implementation or "eager"
+        # GptOss on CPU: eager attention (and our slot attention built on it) handles the
+        # attention sinks. fp32 is faster than bf16 on CPUs.
         kwargs["dtype"] = torch.float32
-        if str(quant_method) == "mxfp4":
+        if mxfp4:
             from transformers import Mxfp4Config
 
             # MXFP4 kernels need CUDA; dequantise the expert weights while loading.
             kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
     else:
-        kwargs["dtype"] = "auto"
+        # MXFP4 experts run (or are dequantised) in bf16: every other weight must be bf16 too,
+        # or a checkpoint with fp32 non-expert weights fails in its first matmul. A dense
+        # checkpoint keeps the dtype its config names (one dtype for all its weights).
+        kwargs["dtype"] = torch.bfloat16 if mxfp4 else "auto"
         kwargs["device_map"] = "cuda"
-        if attn_implementation:
-            kwargs["attn_implementation"] = attn_implementation
+        if mxfp4 and not native_mxfp4_available():
+            from transformers import Mxfp4Config
+
+            kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+    if target != "cpu":
+        torch.cuda.reset_peak_memory_stats()
     model = AutoModelForCausalLM.from_pretrained(model_ref, **kwargs)
     if target == "cpu" and next(model.parameters()).dtype != torch.float32:
         model = model.float()
     model.eval()
+    prepare_model(model)
+    note = load_note(model, target, mxfp4)
+    logger.info("safeguard model %s: %s", model_ref, note)
     tokenizer = AutoTokenizer.from_pretrained(model_ref)
     return LoadedModel(
-        model=model, tokenizer=tokenizer, device=target, revision=model_revision(model_ref, model)
+        model=model,
+        tokenizer=tokenizer,
+        device=target,
+        revision=model_revision(model_ref, model),
+        load_note=note,
     )
+
+
+def native_mxfp4_available() -> bool:
+    """Whether transformers can run MXFP4 experts natively here (its triton kernels are installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None and (
+        importlib.util.find_spec("triton_kernels") is not None
+        or importlib.util.find_spec("kernels") is not None
+    )
+
+
+def load_note(model: Any, target: str, mxfp4: bool) -> str:
+    """One line: how the expert weights are held and how much memory the model takes."""
+    experts = model.model.layers[0].mlp.experts
+    native = any("blocks" in name for name, _ in experts.named_parameters()) or any(
+        "blocks" in name for name, _ in experts.named_buffers()
+    )
+    if mxfp4:
+        how = (
+            "MXFP4 checkpoint, native MXFP4 experts"
+            if native
+            else "MXFP4 checkpoint, experts dequantised"
+        )
+    else:
+        how = "dense checkpoint"
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    weights_gib = model.get_memory_footprint() / 2**30
+    line = f"{how}; {dtype} compute on {target}; weights {weights_gib:.2f} GiB"
+    if target != "cpu":
+        import torch
+
+        line += f"; GPU memory allocated {torch.cuda.memory_allocated() / 2**30:.2f} GiB"
+    return line
 
 
 def model_revision(model_ref: str, model: Any = None) -> str:
@@ -211,20 +197,19 @@ class TransformersBackend:
         device: str = "auto",
         batch_size: int = 8,
         use_prefix_cache: bool = True,
-        attn_implementation: str | None = None,
         loaded: LoadedModel | None = None,
     ) -> None:
         self.model_ref = model
         self.device = device
-        self.batch_size = max(1, batch_size)
+        self.batch_size = max(1, batch_size)  # slots of the in-flight batch
         self.use_prefix_cache = use_prefix_cache
-        self.attn_implementation = attn_implementation
+        self.last_stats: Any = None  # the last SlotBatcher's counters (benchmarks read them)
         self._preloaded = loaded  # a model built in memory (benchmarks); normally loaded lazily
 
     def loaded(self) -> LoadedModel:
         if self._preloaded is not None:
             return self._preloaded
-        return load_model(self.model_ref, self.device, attn_implementation=self.attn_implementation)
+        return load_model(self.model_ref, self.device)
 
     def generate(
         self, requests: Sequence[PromptRequest], *, max_new_tokens: int
@@ -292,60 +277,46 @@ class TransformersBackend:
                 for _, ids in rows
             )
             if not (self.use_prefix_cache and shares_prefix):
-                for index, ids in rows:  # one at a time, full prompt
-                    batch = self._run(loaded, [ids], None, 0, max_new_tokens)
-                    results[index] = batch[0]
+                for index, ids in rows:  # one at a time, full prompt, stock generate
+                    results[index] = self._generate_alone(loaded, ids, max_new_tokens)
                 continue
-            cache = self._prefix_cache(loaded, prefix_ids)
-            by_length: dict[int, list[tuple[int, list[int]]]] = defaultdict(list)
-            for index, ids in rows:
-                by_length[len(ids)].append((index, ids))
-            for group in by_length.values():
-                for start in range(0, len(group), self.batch_size):
-                    chunk = group[start : start + self.batch_size]
-                    batch = self._run(
-                        loaded, [ids for _, ids in chunk], cache, len(prefix_ids), max_new_tokens
-                    )
-                    for (index, _), generation in zip(chunk, batch, strict=True):
-                        results[index] = generation
+            batcher = SlotBatcher(
+                loaded.model,
+                slots=self.batch_size,
+                prefix_store=loaded.prefix_caches,
+                # Decode steps as CUDA graphs: measured 1.4-1.7x on an H200 (docs/benchmarks.md).
+                cuda_graphs=loaded.device == "cuda",
+            )
+            cases = (
+                SlotCase(key=index, ids=ids[len(prefix_ids) :], max_new_tokens=max_new_tokens)
+                for index, ids in rows
+            )
+            for done in batcher.run(prefix_ids, cases):
+                results[done.key] = self._generation(
+                    loaded,
+                    tokens=done.tokens,
+                    finish=done.finish_reason,
+                    tokens_in=len(prefix_ids) + done.prompt_tokens,
+                    latency_ms=done.latency_ms,
+                    computed=done.prompt_tokens,  # the shared prefix is counted once, where computed
+                )
+            if batcher.graph_error:
+                logger.warning(
+                    "CUDA graph capture failed, decoding eagerly: %s", batcher.graph_error
+                )
+            while len(loaded.prefix_caches) > _PREFIX_CACHES_KEPT:
+                loaded.prefix_caches.popitem(last=False)
+            self.last_stats = batcher.stats
 
-    def _prefix_cache(self, loaded: LoadedModel, prefix_ids: list[int]) -> Any:
-        import torch
-
-        key = hashlib.sha256(json.dumps(prefix_ids).encode()).hexdigest()
-        cache = loaded.prefix_caches.get(key)
-        if cache is not None:
-            loaded.prefix_caches.move_to_end(key)
-            return cache
-        with torch.inference_mode():
-            input_ids = torch.tensor([prefix_ids], device=loaded.model.device)
-            output = loaded.model(input_ids=input_ids, use_cache=True)
-        cache = output.past_key_values
-        loaded.prefix_caches[key] = cache
-        while len(loaded.prefix_caches) > _PREFIX_CACHES_KEPT:
-            loaded.prefix_caches.popitem(last=False)
-        return cache
-
-    def _run(
-        self,
-        loaded: LoadedModel,
-        rows: list[list[int]],
-        prefix_cache: Any,
-        prefix_len: int,
-        max_new_tokens: int,
-    ) -> list[Generation]:
+    def _generate_alone(
+        self, loaded: LoadedModel, ids: list[int], max_new_tokens: int
+    ) -> Generation:
+        """Stock `generate`, one case, full prompt: the reference the batcher is held to."""
         import torch
 
         started = time.perf_counter()
         model = loaded.model
-        input_ids = torch.tensor(rows, device=model.device)
-        kwargs: dict[str, Any] = {}
-        if prefix_cache is not None:
-            # generate() appends to the cache it is given: work on a copy, one row per case.
-            past = copy.deepcopy(prefix_cache)
-            if len(rows) > 1:
-                past.batch_repeat_interleave(len(rows))
-            kwargs["past_key_values"] = past
+        input_ids = torch.tensor([ids], device=model.device)
         with torch.inference_mode():
             output = model.generate(
                 input_ids=input_ids,
@@ -357,30 +328,39 @@ class TransformersBackend:
                 top_k=None,
                 eos_token_id=list(STOP_TOKEN_IDS),
                 pad_token_id=PAD_TOKEN_ID,
-                **kwargs,
             )
-        elapsed_ms = int((time.perf_counter() - started) * 1000)
-        new_tokens = output[:, input_ids.shape[1] :].tolist()
-        computed = (
-            (input_ids.shape[1] - prefix_len) if prefix_cache is not None else input_ids.shape[1]
+        tokens = output[0, input_ids.shape[1] :].tolist()
+        finish = "length"
+        for position, token in enumerate(tokens):
+            if token in STOP_TOKEN_IDS:
+                tokens, finish = tokens[: position + 1], "stop"
+                break
+        return self._generation(
+            loaded,
+            tokens=tokens,
+            finish=finish,
+            tokens_in=len(ids),
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            computed=len(ids),
         )
-        generations: list[Generation] = []
-        for row, tokens in zip(rows, new_tokens, strict=True):
-            finish = "length"
-            for position, token in enumerate(tokens):
-                if token in STOP_TOKEN_IDS:
-                    tokens, finish = tokens[: position + 1], "stop"
-                    break
-            generations.append(
-                Generation(
-                    text=loaded.tokenizer.decode(tokens, skip_special_tokens=False),
-                    finish_reason=finish,
-                    tokens_in=len(row),
-                    tokens_out=len(tokens),
-                    latency_ms=elapsed_ms,  # the batch's wall time: what this case waited
-                    model_id=self.model_ref,
-                    model_revision=loaded.revision,
-                    prompt_tokens_computed=computed,  # the shared prefix is counted once, where it is computed
-                )
-            )
-        return generations
+
+    def _generation(
+        self,
+        loaded: LoadedModel,
+        *,
+        tokens: list[int],
+        finish: str,
+        tokens_in: int,
+        latency_ms: int,
+        computed: int,
+    ) -> Generation:
+        return Generation(
+            text=loaded.tokenizer.decode(tokens, skip_special_tokens=False),
+            finish_reason=finish,
+            tokens_in=tokens_in,
+            tokens_out=len(tokens),
+            latency_ms=latency_ms,
+            model_id=self.model_ref,
+            model_revision=loaded.revision,
+            prompt_tokens_computed=computed,
+        )

@@ -49,7 +49,7 @@ class PolicySpec:
     text: str
     sha256: str
     rules: tuple[Rule, ...] = ()
-    reasoning_effort: ReasoningEffort = ReasoningEffort.MEDIUM
+    reasoning_effort: ReasoningEffort | None = None  # None: the engine's configured default
     name: str = ""
 
     def rule(self, rule_id: str) -> Rule | None:

@@ -47,13 +47,51 @@ def test_config_reads_the_worker_environment() -> None:
             "SAFEGUARD_BASE_URL": "http://x:8000/v1/",
             "SAFEGUARD_BATCH_SIZE": "4",
             "SAFEGUARD_REASONING_EFFORT": "HIGH",
+            "SAFEGUARD_TIMEOUT_SECONDS": "30",
+            "SAFEGUARD_MAX_RETRIES": "0",
         }
     )
 
     assert (config.backend, config.model, config.device) == ("transformers", "/models/tiny", "cpu")
     assert (config.max_new_tokens, config.batch_size, config.reasoning_effort) == (256, 4, "high")
     assert config.base_url == "http://x:8000/v1"
+    assert (config.timeout_s, config.max_retries) == (30.0, 0)
     assert EngineConfig.from_env({}) == EngineConfig()
+    assert EngineConfig.from_env({"SAFEGUARD_TIMEOUT_SECONDS": "  "}) == EngineConfig()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SAFEGUARD_TIMEOUT_SECONDS", "soon", "SAFEGUARD_TIMEOUT_SECONDS is 'soon'"),
+        ("SAFEGUARD_BATCH_SIZE", "0", "SAFEGUARD_BATCH_SIZE is 0: it must be at least 1"),
+        ("SAFEGUARD_MAX_NEW_TOKENS", "8", "at least 16"),
+        ("SAFEGUARD_REASONING_EFFORT", "max", "low, medium, high"),
+        ("SAFEGUARD_DEVICE", "tpu", "SAFEGUARD_DEVICE is 'tpu'"),
+        ("SAFEGUARD_BACKEND", "vllm", "auto, transformers, openai"),
+        ("SAFEGUARD_TIMEOUT_S", "30", "set SAFEGUARD_TIMEOUT_SECONDS instead"),
+    ],
+)
+def test_a_bad_setting_is_refused_at_start_with_its_name(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        EngineConfig.from_env({variable: value})
+
+
+def test_the_configured_effort_applies_to_a_policy_that_sets_none() -> None:
+    from policies.safeguard.types import ReasoningEffort
+
+    engine = get_engine(EngineConfig(reasoning_effort="high", backend="openai"))
+    own = policy_spec("p1", "# P\n- R1 Rule.", reasoning_effort=ReasoningEffort.LOW)
+    unset = policy_spec("p2", "# P\n- R1 Rule.")
+    case = CaseSpec(key="c", content="hello")
+
+    assert unset.reasoning_effort is None
+    [(request, _)] = engine.prepare(unset, [case], conversation_date=FIXTURE_DATE)
+    assert request.reasoning_effort == "high" and "Reasoning: high" in request.prompt_text
+    [(request, _)] = engine.prepare(own, [case], conversation_date=FIXTURE_DATE)
+    assert request.reasoning_effort == "low"
 
 
 @pytest.mark.skipif(_has_cuda(), reason="checks the no-GPU answer")

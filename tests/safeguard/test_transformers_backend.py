@@ -10,13 +10,13 @@ import pytest
 
 from policies.safeguard import CaseSpec, DraftStatus, EngineConfig, FailureReason, get_engine
 from policies.safeguard.engine import Engine
+from policies.safeguard.mxfp4 import mxfp4_dequantise
 from policies.safeguard.transformers_backend import (
-    SDPA_SINKS,
     TransformersBackend,
     load_model,
     model_revision,
 )
-from tests.safeguard_fixtures import FIXTURE_CASES, FIXTURE_DATE, fixture_policy, mxfp4_dequantise
+from tests.safeguard_fixtures import FIXTURE_CASES, FIXTURE_DATE, fixture_policy
 
 
 def _cpu_config(path: Path, **overrides: object) -> EngineConfig:
@@ -57,7 +57,7 @@ def test_tiny_checkpoint_drafts_every_fixture_case_with_its_verdict_and_rules(
 def test_batched_generation_with_a_cached_policy_prefix_is_token_identical_to_one_at_a_time(
     tiny_checkpoint: Path,
 ) -> None:
-    # Same-length variants of a fixture case make real batches; the rest run as batches of one.
+    # Same-length variants and the fixture cases (other lengths) all run in one batch.
     variants = [
         CaseSpec(key=f"v{i}", content=f"Hi {name}, here is the quarterly report you asked for.")
         for i, name in enumerate(["Sam", "Bob", "Ann", "Tom"])
@@ -77,33 +77,13 @@ def test_batched_generation_with_a_cached_policy_prefix_is_token_identical_to_on
     reference = one_at_a_time.generate(requests, max_new_tokens=24)
     result = batched.generate(requests, max_new_tokens=24)
 
-    assert len({g.tokens_in for g in result[:4]}) == 1  # the variants really were one batch
+    assert len({g.tokens_in for g in result[:4]}) == 1  # the variants have one length
     assert [g.text for g in result] == [g.text for g in reference]
     assert [g.finish_reason for g in result] == [g.finish_reason for g in reference]
     assert all(g.error is None for g in result)
     # The policy prefix was computed once, not per case.
     assert all(g.prompt_tokens_computed < 120 for g in result)
     assert all(g.prompt_tokens_computed == g.tokens_in for g in reference)
-
-
-def test_fused_attention_with_exact_sinks_gives_the_same_tokens_as_eager(
-    tiny_checkpoint: Path,
-) -> None:
-    cases = [f.case for f in FIXTURE_CASES]
-    requests = [
-        r
-        for r, _ in Engine(_cpu_config(tiny_checkpoint)).prepare(
-            fixture_policy(), cases, conversation_date=FIXTURE_DATE
-        )
-    ]
-    eager = TransformersBackend(model=str(tiny_checkpoint), device="cpu")
-    fused = TransformersBackend(
-        model=str(tiny_checkpoint), device="cpu", attn_implementation=SDPA_SINKS
-    )
-
-    assert [g.text for g in fused.generate(requests, max_new_tokens=40)] == [
-        g.text for g in eager.generate(requests, max_new_tokens=40)
-    ]
 
 
 def test_cases_with_special_token_text_draft_like_any_other(tiny_checkpoint: Path) -> None:
@@ -157,6 +137,7 @@ def test_mxfp4_checkpoint_loads_on_cpu_through_the_dequantising_path(
         == "mxfp4"
     )
     loaded = load_model(str(tiny_mxfp4_checkpoint), "cpu")
+    assert loaded.load_note.startswith("MXFP4 checkpoint, experts dequantised; float32")
     stored = load_file(str(tiny_mxfp4_checkpoint / "model.safetensors"))
     experts = loaded.model.model.layers[0].mlp.experts
 
@@ -184,6 +165,17 @@ def test_local_checkpoint_revision_changes_when_its_files_change(
 
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("64", "65", 1))
     assert model_revision(str(copy)) != model_revision(str(tiny_checkpoint))
+
+
+@pytest.mark.gpu
+def test_mxfp4_checkpoint_with_fp32_base_weights_loads_on_cuda(tiny_mxfp4_checkpoint: Path) -> None:
+    loaded = load_model(str(tiny_mxfp4_checkpoint), "cuda")
+
+    assert "MXFP4 checkpoint" in loaded.load_note and "GiB" in loaded.load_note
+    draft = get_engine(
+        dataclasses.replace(_cpu_config(tiny_mxfp4_checkpoint, max_new_tokens=4), device="cuda")
+    ).draft(fixture_policy(), [FIXTURE_CASES[0].case], conversation_date=FIXTURE_DATE)[0]
+    assert draft.provenance.tokens_out == 4
 
 
 @pytest.mark.gpu
