@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from policies.safeguard.config import EngineConfig
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APPEALS_VAR_DIR", BASE_DIR / "var"))
 
@@ -411,19 +413,13 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- The safeguard model -------------------------------------------------------------------
-SAFEGUARD_BACKEND = env_choice("SAFEGUARD_BACKEND", "auto", ("auto", "transformers", "openai"))
-SAFEGUARD_MODEL = env_str("SAFEGUARD_MODEL", "openai/gpt-oss-safeguard-20b")
-SAFEGUARD_BASE_URL = env_str("SAFEGUARD_BASE_URL")
-SAFEGUARD_API_KEY = env_str("SAFEGUARD_API_KEY")
-SAFEGUARD_REASONING_EFFORT = env_choice(
-    "SAFEGUARD_REASONING_EFFORT", "medium", ("low", "medium", "high")
-)
-SAFEGUARD_DEVICE = env_choice("SAFEGUARD_DEVICE", "auto", ("auto", "cuda", "cpu"))
-SAFEGUARD_MAX_NEW_TOKENS = env_int("SAFEGUARD_MAX_NEW_TOKENS", 2048, minimum=16)
-SAFEGUARD_TIMEOUT_SECONDS = env_int("SAFEGUARD_TIMEOUT_SECONDS", 120, minimum=1)
-SAFEGUARD_MAX_CONCURRENCY = env_int("SAFEGUARD_MAX_CONCURRENCY", 8, minimum=1)
-SAFEGUARD_MAX_RETRIES = env_int("SAFEGUARD_MAX_RETRIES", 3, minimum=0)
-SAFEGUARD_BATCH_SIZE = env_int("SAFEGUARD_BATCH_SIZE", 8, minimum=1)
+# The engine's SAFEGUARD_* variables have one reader, the engine's own (EngineConfig.from_env in
+# policies/safeguard/config.py); read here once so a typo stops the process at start.
+try:
+    SAFEGUARD = EngineConfig.from_env()
+except ValueError as _error:
+    raise ImproperlyConfigured(str(_error)) from None
+SAFEGUARD_BATCH_SIZE = SAFEGUARD.batch_size
 # A draft still "running" this long after it started is taken back and tried again.
 DRAFT_STALL_SECONDS = env_int("DRAFT_STALL_SECONDS", 900, minimum=10)
 DRAFT_MAX_ATTEMPTS = env_int("DRAFT_MAX_ATTEMPTS", 3, minimum=1)
