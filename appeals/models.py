@@ -446,6 +446,9 @@ class AuditEvent(models.Model):
         CALLBACK_ATTEMPTED = "callback_attempted", "Callback attempted"
         CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"
         CALLBACK_FAILED = "callback_failed", "Callback failed"
+        EVALUATION_REQUESTED = "evaluation_requested", "Policy evaluation requested"
+        POLICY_PUBLISHED = "policy_published", "Policy version published"
+        PUBLISH_GATE_OVERRIDDEN = "publish_gate_overridden", "Publish gate overridden"
 
     case = models.ForeignKey(
         Case, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False

@@ -196,10 +196,15 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "appeals.tasks.draft_recommendations": {"queue": "gpu"},
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
+    "policies.tasks.run_evaluation": {"queue": "gpu"},
 }
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-drafts": {
         "task": "appeals.tasks.recover_stalled_drafts",
+        "schedule": 60.0,
+    },
+    "recover-stalled-evaluations": {
+        "task": "policies.tasks.recover_stalled_evaluations",
         "schedule": 60.0,
     },
 }
@@ -222,6 +227,15 @@ SAFEGUARD_BATCH_SIZE = env_int("SAFEGUARD_BATCH_SIZE", 8, minimum=1)
 # A draft still "running" this long after it started is taken back and tried again.
 DRAFT_STALL_SECONDS = env_int("DRAFT_STALL_SECONDS", 900, minimum=10)
 DRAFT_MAX_ATTEMPTS = env_int("DRAFT_MAX_ATTEMPTS", 3, minimum=1)
+
+# --- Policy workbench (evaluation runs and the publish gate) --------------------------------
+# Requests in flight per evaluation run (OpenAI-compatible backend), and items per chunk between
+# heartbeats; a run silent this long is handed to another worker.
+WORKBENCH_MAX_CONCURRENCY = env_int("WORKBENCH_MAX_CONCURRENCY", 64, minimum=1)
+WORKBENCH_CHUNK_SIZE = env_int("WORKBENCH_CHUNK_SIZE", 64, minimum=1)
+WORKBENCH_STALL_SECONDS = env_int("WORKBENCH_STALL_SECONDS", 300, minimum=10)
+# Publishing is refused when F1 falls by more than this against the published version.
+WORKBENCH_F1_MARGIN = float(env_str("WORKBENCH_F1_MARGIN", "0.02"))
 
 LOGGING = {
     "version": 1,
