@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from ..models import PolicyVersion
+from policies.models import PolicyVersion
+
 from .models import EvaluationRun, GoldenSet
 
 

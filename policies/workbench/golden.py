@@ -28,7 +28,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from ..language import detect_languages
+from policies.language import detect_languages
+
 from .models import GoldenItem, GoldenSet
 
 MAX_ITEMS = 50_000

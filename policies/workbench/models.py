@@ -161,3 +161,6 @@ class EvaluationResult(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "item"], name="evaluation_result_once_per_item")
         ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} item {self.item_id}"

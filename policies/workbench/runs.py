@@ -24,9 +24,10 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ..engine import engine_config, policy_spec
-from ..models import PolicyVersion
-from ..safeguard.types import CaseSpec, Draft
+from policies.engine import engine_config, policy_spec
+from policies.models import PolicyVersion
+from policies.safeguard.types import CaseSpec, Draft
+
 from . import metrics
 from .models import EvaluationResult, EvaluationRun, GoldenItem, GoldenSet
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 def evaluation_engine():
     """The configured engine, with the workbench's own (larger) number of requests in flight:
     a run is a batch, and an OpenAI-compatible server batches best with many requests at once."""
-    from ..safeguard import get_engine
+    from policies.safeguard import get_engine
 
     config = dataclasses.replace(
         engine_config(), max_concurrency=settings.WORKBENCH_MAX_CONCURRENCY

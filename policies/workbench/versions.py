@@ -19,10 +19,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from ..models import Policy, PolicyRule, PolicyVersion
-from ..safeguard.prompt import policy_states_output_format
-from ..safeguard.rules import extract_rules
-from ..services import MAX_POLICY_CHARS
+from policies.models import Policy, PolicyRule, PolicyVersion
+from policies.safeguard.prompt import policy_states_output_format
+from policies.safeguard.rules import extract_rules
+from policies.services import MAX_POLICY_CHARS
 
 GUIDANCE_TOKENS = (400, 600)  # gpt-oss-safeguard's makers' advice for a policy's length
 
