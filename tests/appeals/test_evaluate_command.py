@@ -12,9 +12,9 @@ from django.db import connection
 
 from appeals import policy_workbench
 from policies.workbench import golden, runs, versions
+from tests import workers
 from tests.builders import POLICY_TEXT, decide, flag
 from tests.standin_server import StandInServer
-from tests import workers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
