@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("appeals.urls")),
     path("", include("reviewer.pages")),
+    path("", include("reviewer.workbench")),
 ]

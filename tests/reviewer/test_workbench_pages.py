@@ -1,0 +1,87 @@
+"""The workbench's pages through Django's test client: who may see them, import, edit, publish."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from policies.models import PolicyVersion
+from policies.workbench import golden, versions
+from policies.workbench.models import GoldenSet
+from tests.builders import POLICY_TEXT
+
+pytestmark = pytest.mark.django_db
+
+SET = "content,expected,rule_ids,must_pass\nBuy gold rings here!,violating,SP2.b,true\nhello,not_violating,,\n"
+
+
+def test_the_workbench_is_for_policy_admins_only(client, alice, dave, spam_policy):
+    client.force_login(alice)
+    assert client.get(reverse("workbench")).status_code == 403
+    assert client.get(reverse("workbench_version", args=[spam_policy.id])).status_code == 403
+    client.force_login(dave)
+    page = client.get(reverse("workbench"))
+    assert page.status_code == 200 and b"Import a golden set" in page.content
+
+
+def test_importing_a_file_with_bad_lines_names_them(client, dave, spam_policy):
+    client.force_login(dave)
+    bad = SimpleUploadedFile("set.csv", b"content,expected\nok,violating\n,violating\nx,perhaps\n")
+    response = client.post(
+        reverse("workbench_import"),
+        {"policy": spam_policy.policy_id, "name": "core", "file": bad},
+        follow=True,
+    )
+    assert b"line 3: content is empty" in response.content
+    assert b"line 4: expected must be" in response.content
+    assert not GoldenSet.objects.exists()
+    good = SimpleUploadedFile("set.csv", SET.encode())
+    response = client.post(
+        reverse("workbench_import"),
+        {"policy": spam_policy.policy_id, "name": "core", "file": good, "gates_publishing": "on"},
+        follow=True,
+    )
+    assert b"Imported 2 items." in response.content
+    s = GoldenSet.objects.get()
+    assert s.gates_publishing
+    export = client.get(reverse("workbench_set_export", args=[s.id, "csv"]))
+    assert export.content.decode().startswith("content,expected,rule_ids")
+
+
+def test_a_draft_is_edited_diffed_and_checked_and_a_published_version_is_not(
+    client, dave, spam_policy
+):
+    client.force_login(dave)
+    response = client.post(reverse("workbench_new_draft", args=[spam_policy.id]))
+    draft = PolicyVersion.objects.get(number=2)
+    assert response["Location"] == reverse("workbench_version", args=[draft.id])
+    client.post(
+        reverse("workbench_save", args=[draft.id]),
+        {"text": POLICY_TEXT + "\nSP3.b Phishing - fake login pages.\n"},
+    )
+    page = client.get(reverse("workbench_version", args=[draft.id])).content.decode()
+    assert "+SP3.b Phishing - fake login pages." in page
+    assert "SP3.b</code>" in page and ">added<" in page
+    assert "tokens; the guidance is 400–600" in page
+    assert "no finished run on the golden set" not in page  # no gating set yet
+    assert "has no golden set marked to gate publishing" in page
+
+    response = client.post(
+        reverse("workbench_save", args=[spam_policy.id]), {"text": "SP9 changed"}, follow=True
+    )
+    assert b"is published and can&#x27;t be edited" in response.content
+    spam_policy.refresh_from_db()
+    assert "SP9" not in spam_policy.text
+
+
+def test_publishing_without_a_run_is_refused_and_says_so(client, dave, spam_policy):
+    golden.import_golden_set(
+        policy=spam_policy.policy, name="core", data=SET, fmt="csv", gates_publishing=True
+    )
+    draft = versions.create_draft(policy=spam_policy.policy, text=POLICY_TEXT + "\n", actor=dave)
+    client.force_login(dave)
+    response = client.post(reverse("workbench_publish", args=[draft.id]), follow=True)
+    assert b"has no finished run on the golden set" in response.content
+    draft.refresh_from_db()
+    assert draft.status == "draft"
