@@ -69,7 +69,7 @@ def judge_runs(
     if failed:
         problems.append(
             f"{len(failed)} must-pass item{'s' if len(failed) != 1 else ''} failed "
-            f"(item ids {', '.join(map(str, failed[:10]))}{'…' if len(failed) > 10 else ''})"
+            f"(golden item ids {', '.join(map(str, failed[:10]))}{'…' if len(failed) > 10 else ''})"
         )
     if baseline is not None:
         new, old = candidate.metrics.get("f1"), baseline.metrics.get("f1")
