@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from ..models import Policy
+from policies.models import Policy
 from .golden import ParsedItem, add_items
 from .models import GoldenSet
 

@@ -8,6 +8,7 @@ Columns (CSV header) or keys (one JSON object per line):
     content_type   default "text"
     language       ISO 639-1; detected with lingua when empty
     note, source   free text
+    group          a subgroup to report pass rates by (e.g. a HateCheck functionality)
     must_pass      true/false: publishing is refused while this item fails
     case_id        the case the label came from, if any
 
@@ -41,6 +42,7 @@ FIELDS = (
     "content_type",
     "language",
     "note",
+    "group",
     "source",
     "must_pass",
     "case_id",
@@ -60,6 +62,7 @@ class ParsedItem:
     content_type: str = "text"
     language: str = ""
     note: str = ""
+    group: str = ""
     source: str = ""
     must_pass: bool = False
     source_case_id: int | None = None
@@ -141,6 +144,7 @@ def _row_to_item(line: int, row: dict) -> ParsedItem:
         content_type=content_type,
         language=language,
         note=str(row.get("note") or ""),
+        group=str(row.get("group") or "")[:100],
         source=str(row.get("source") or "")[:300],
         must_pass=False if must_pass in (None, "") else _bool(must_pass, field="must_pass"),
         source_case_id=case_id,
@@ -259,6 +263,7 @@ def add_items(*, golden_set: GoldenSet, items: Iterable[ParsedItem]) -> list[Gol
             expected_rule_ids=list(item.expected_rule_ids),
             language=item.language or languages.get(offset, ""),
             note=item.note,
+            group=item.group,
             source=item.source,
             source_case_id=item.source_case_id,
             must_pass=item.must_pass,
@@ -322,6 +327,7 @@ def _item_record(item: GoldenItem) -> dict:
         "content_type": item.content_type,
         "language": item.language,
         "note": item.note,
+        "group": item.group,
         "source": item.source,
         "must_pass": item.must_pass,
         "case_id": item.source_case_id,

@@ -28,6 +28,7 @@ class Observation:
     language: str = ""
     failure_reason: str = ""
     must_pass: bool = False
+    group: str = ""
     tokens: int = 0
     latency_ms: int = 0
 
@@ -213,9 +214,26 @@ def summarise(observations: Sequence[Observation]) -> dict:
             lang: _binary_dict(binary(group)) for lang, group in sorted(by_language.items())
         },
         "failures": dict(sorted(failures.items())),
+        "by_group": _pass_rates(observations),
         "must_pass_failed": [o.key for o in observations if o.must_pass and not o.passed],
         "tokens": sum(o.tokens for o in observations),
         "latency_ms": sum(o.latency_ms for o in observations),
+    }
+
+
+def _pass_rates(observations: Sequence[Observation]) -> dict[str, dict]:
+    """Items and pass rate per group (HateCheck's functionalities), for items that have one."""
+    groups: dict[str, list[Observation]] = defaultdict(list)
+    for o in observations:
+        if o.group:
+            groups[o.group].append(o)
+    return {
+        name: {
+            "n": len(group),
+            "passed": sum(o.passed for o in group),
+            "pass_rate": sum(o.passed for o in group) / len(group),
+        }
+        for name, group in sorted(groups.items())
     }
 
 

@@ -55,6 +55,8 @@ class GoldenItem(models.Model):
     expected_rule_ids = models.JSONField(default=list, blank=True)
     language = models.CharField(max_length=8, blank=True)  # ISO 639-1, detected when not given
     note = models.TextField(blank=True)
+    # A subgroup to report pass rates by, e.g. a HateCheck functionality or a moderation category.
+    group = models.CharField(max_length=100, blank=True)
     source = models.CharField(max_length=300, blank=True)
     # The case the label came from (an id in `appeals`; no foreign key: policies sits below it).
     source_case_id = models.BigIntegerField(null=True, blank=True)

@@ -35,6 +35,10 @@ def metrics_table(metrics: dict, *, title: str = "") -> str:
     if metrics["failures"]:
         lines += ["", "failures by reason"]
         lines += [f"  {reason:<22} {count}" for reason, count in metrics["failures"].items()]
+    if metrics.get("by_group"):
+        lines += ["", "group                               n      pass rate"]
+        for name, g in metrics["by_group"].items():
+            lines.append(f"  {name:<33} {g['n']:<6} {g['pass_rate']:.3f}")
     if metrics.get("must_pass_failed"):
         lines += ["", f"must-pass items failing: {', '.join(metrics['must_pass_failed'])}"]
     lines += [

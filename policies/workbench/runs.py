@@ -187,6 +187,7 @@ def observations(run: EvaluationRun) -> list[metrics.Observation]:
             language=r.item.language,
             failure_reason=r.failure_reason,
             must_pass=r.item.must_pass,
+            group=r.item.group,
             tokens=r.tokens_in + r.tokens_out,
             latency_ms=r.latency_ms,
         )

@@ -150,8 +150,10 @@ class Check:
     detail: str
 
 
+# A line that defines a rule; a labelled example ('- SP2: "Buy now"') defines nothing.
 _LINE_RULE = re.compile(
-    r"^\s*(?:[-*•]\s+)?(?:\*\*|`)?([A-Z]{1,5}\d{1,3}(?:\.[a-z0-9]{1,3})?)\b", re.M
+    r"^\s*(?:[-*•]\s+)?(?:\*\*|`)?([A-Z]{1,5}\d{1,3}(?:\.[a-z0-9]{1,3})?)\b(?!:\s*[\"“])",
+    re.M,
 )
 _EXAMPLE = re.compile(r"\bexamples?\b|\"[^\"\n]{3,}\"|“[^”\n]{3,}”", re.IGNORECASE)
 

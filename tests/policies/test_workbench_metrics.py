@@ -108,3 +108,18 @@ def test_bootstrap_is_reproducible_and_brackets_the_point_estimate():
     single = compare([obs(1, True, False)], [obs(1, True, True)], resamples=10)
     recall = next(d for d in single.deltas if d.metric == "recall")
     assert (recall.baseline, recall.candidate, recall.low, recall.high) == (0.0, 1.0, 1.0, 1.0)
+
+
+def test_pass_rates_per_group_by_hand():
+    data = [
+        obs(1, True, True, group="derog_h"),
+        obs(2, True, False, group="derog_h"),
+        obs(3, False, False, group="counter_quote_nh"),
+        obs(4, False, None, group="counter_quote_nh"),
+        obs(5, False, False, group="counter_quote_nh"),
+        obs(6, True, True),
+    ]
+    assert summarise(data)["by_group"] == {
+        "counter_quote_nh": {"n": 3, "passed": 2, "pass_rate": 2 / 3},
+        "derog_h": {"n": 2, "passed": 1, "pass_rate": 0.5},
+    }
