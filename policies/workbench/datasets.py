@@ -15,6 +15,7 @@ from pathlib import Path
 from django.db import transaction
 
 from policies.models import Policy
+
 from .golden import ParsedItem, add_items
 from .models import GoldenSet
 
