@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from appeals import policy_workbench
+from appeals.exports import neutralise
 from appeals.models import Case
 from policies.models import Policy, PolicyVersion
 from policies.workbench import gate, golden, metrics, runs, versions
@@ -317,7 +318,10 @@ def export_run(request, run_id: int, fmt: str):
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["content"])
         writer.writeheader()
-        writer.writerows(records)
+        # Run results are read in spreadsheets: make text that starts like a formula inert.
+        writer.writerows(
+            {k: neutralise(v) if isinstance(v, str) else v for k, v in r.items()} for r in records
+        )
         body, content_type = out.getvalue(), "text/csv"
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="evaluation-run-{run.id}.{fmt}"'

@@ -232,11 +232,16 @@ def recover_stalled_runs(*, now: dt.datetime | None = None) -> list[int]:
     EvaluationRun.objects.filter(
         status=EvaluationRun.Status.RUNNING, heartbeat_at__lt=limit
     ).update(status=EvaluationRun.Status.QUEUED, run_token=None)
-    return list(
-        EvaluationRun.objects.filter(status=EvaluationRun.Status.QUEUED)
-        .filter(Q(heartbeat_at__isnull=True, created_at__lt=limit) | Q(heartbeat_at__lt=limit))
-        .values_list("id", flat=True)
+    stale = EvaluationRun.objects.filter(status=EvaluationRun.Status.QUEUED).filter(
+        Q(heartbeat_at__isnull=True, created_at__lt=limit) | Q(heartbeat_at__lt=limit)
     )
+    ids = list(stale.values_list("id", flat=True))
+    # Stamp them, so a run waiting behind a long queue is resent once per stall period, not
+    # once a minute.
+    EvaluationRun.objects.filter(id__in=ids, status=EvaluationRun.Status.QUEUED).update(
+        heartbeat_at=now
+    )
+    return ids
 
 
 def progress(run: EvaluationRun) -> tuple[int, int]:

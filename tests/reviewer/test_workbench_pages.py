@@ -85,3 +85,46 @@ def test_publishing_without_a_run_is_refused_and_says_so(client, dave, spam_poli
     assert b"has no finished run on the golden set" in response.content
     draft.refresh_from_db()
     assert draft.status == "draft"
+
+
+def test_a_run_export_makes_formula_text_inert(client, dave, spam_policy):
+    from policies.workbench import runs
+    from policies.workbench.models import EvaluationResult
+
+    s = golden.import_golden_set(
+        policy=spam_policy.policy,
+        name="core",
+        data="content,expected\n=HYPERLINK(1),0\n",
+        fmt="csv",
+    )
+    run = runs.create_run(version=spam_policy, golden_set=s)
+    EvaluationResult.objects.create(run=run, item=s.items.get(), ready=True, violation=False)
+    client.force_login(dave)
+    csv_body = client.get(reverse("workbench_run_export", args=[run.id, "csv"])).content.decode()
+    assert "'=HYPERLINK(1)" in csv_body
+    jsonl = client.get(reverse("workbench_run_export", args=[run.id, "jsonl"])).content.decode()
+    assert '"content": "=HYPERLINK(1)"' in jsonl
+
+
+def test_a_decided_case_page_offers_add_to_golden_set_to_a_senior_policy_admin(
+    client, carol, dave, alice, platform, spam_policy
+):
+    from tests.builders import decide, flag
+
+    s = golden.import_golden_set(policy=spam_policy.policy, name="core", data=SET, fmt="csv")
+    case = flag(platform, content="Buy gold rings here, cheap!")
+    decide(alice, case, outcome="violating", action="remove", rule_ids=["SP2.b"])
+    carol.groups.add(*dave.groups.all())
+    client.force_login(carol)
+    page = client.get(reverse("case_detail", args=[case.id])).content.decode()
+    assert "Add to golden set “core”" in page
+    response = client.post(
+        reverse("workbench_set_add", args=[s.id]), {"what": "case", "case_id": case.id}, follow=True
+    )
+    assert b"Added 1 item." in response.content
+    assert s.items.get(source_case_id=case.id).expected_rule_ids == ["SP2.b"]
+    client.force_login(alice)  # a reviewer sees no such button
+    assert (
+        "Add to golden set"
+        not in client.get(reverse("case_detail", args=[case.id])).content.decode()
+    )
