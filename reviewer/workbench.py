@@ -225,6 +225,25 @@ def start_run(request, version_id: int):
 
 
 @require_POST
+def start_replay(request, version_id: int):
+    """Run the version on the N most recent human-decided cases of its policy."""
+    _require_admin(request.user)
+    version = get_object_or_404(PolicyVersion, id=version_id)
+    raw = request.POST.get("cases", "")
+    try:
+        if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+            raise ValidationError("the number of cases must be between 1 and 10,000")
+        golden_set = policy_workbench.replay_set(version=version, size=int(raw), actor=request.user)
+        run = policy_workbench.start_evaluation(
+            version=version, golden_set=golden_set, actor=request.user
+        )
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("workbench_version", version.id)
+    return redirect("workbench_run", run.id)
+
+
+@require_POST
 def publish(request, version_id: int):
     _require_admin(request.user)
     version = get_object_or_404(PolicyVersion, id=version_id)
@@ -371,6 +390,7 @@ urlpatterns = [
     path("workbench/versions/<int:version_id>/new-draft/", new_draft, name="workbench_new_draft"),
     path("workbench/versions/<int:version_id>/save/", save_draft, name="workbench_save"),
     path("workbench/versions/<int:version_id>/run/", start_run, name="workbench_start_run"),
+    path("workbench/versions/<int:version_id>/replay/", start_replay, name="workbench_replay"),
     path("workbench/versions/<int:version_id>/publish/", publish, name="workbench_publish"),
     path("workbench/runs/<int:run_id>/", run_page, name="workbench_run"),
     path("workbench/runs/<int:run_id>/cancel/", cancel, name="workbench_cancel"),

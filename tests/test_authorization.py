@@ -59,6 +59,7 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "workbench_save": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
     "workbench_start_run": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
     "workbench_publish": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_replay": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
     "workbench_run": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
     "workbench_cancel": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
     "workbench_run_export": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
@@ -155,6 +156,7 @@ def _url(key: str, world) -> str:
     if name.startswith(("workbench_version", "workbench_new_draft", "workbench_save")) or name in (
         "workbench_start_run",
         "workbench_publish",
+        "workbench_replay",
     ):
         return reverse(name, args=[world["version"].id])
     if name in ("workbench_run", "workbench_cancel"):

@@ -128,3 +128,20 @@ def test_a_decided_case_page_offers_add_to_golden_set_to_a_senior_policy_admin(
         "Add to golden set"
         not in client.get(reverse("case_detail", args=[case.id])).content.decode()
     )
+
+
+def test_replay_runs_the_version_on_recent_decided_cases(
+    client, dave, alice, platform, spam_policy
+):
+    from policies.workbench.models import EvaluationRun
+    from tests.builders import decide, flag
+
+    client.force_login(dave)
+    response = client.post(reverse("workbench_replay", args=[spam_policy.id]), {"cases": "5"})
+    assert response["Location"] == reverse("workbench_version", args=[spam_policy.id])
+    for content in ("Buy gold rings here!", "hello"):
+        decide(alice, flag(platform, content=content), outcome="not_violating", action="none")
+    response = client.post(reverse("workbench_replay", args=[spam_policy.id]), {"cases": "5"})
+    run = EvaluationRun.objects.get()
+    assert response["Location"] == reverse("workbench_run", args=[run.id])
+    assert run.item_count == 2 and run.golden_set.kind == "replay"
