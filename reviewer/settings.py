@@ -235,7 +235,12 @@ WORKBENCH_MAX_CONCURRENCY = env_int("WORKBENCH_MAX_CONCURRENCY", 64, minimum=1)
 WORKBENCH_CHUNK_SIZE = env_int("WORKBENCH_CHUNK_SIZE", 64, minimum=1)
 WORKBENCH_STALL_SECONDS = env_int("WORKBENCH_STALL_SECONDS", 300, minimum=10)
 # Publishing is refused when F1 falls by more than this against the published version.
-WORKBENCH_F1_MARGIN = float(env_str("WORKBENCH_F1_MARGIN", "0.02"))
+try:
+    WORKBENCH_F1_MARGIN = float(env_str("WORKBENCH_F1_MARGIN", "0.02"))
+except ValueError:
+    raise ImproperlyConfigured("WORKBENCH_F1_MARGIN must be a number such as 0.02") from None
+if not 0 <= WORKBENCH_F1_MARGIN <= 1:
+    raise ImproperlyConfigured("WORKBENCH_F1_MARGIN must be between 0 and 1")
 
 LOGGING = {
     "version": 1,

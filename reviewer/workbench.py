@@ -108,6 +108,15 @@ def golden_set_page(request, set_id: int):
     )
 
 
+@require_POST
+def make_gate(request, set_id: int):
+    _require_admin(request.user)
+    golden_set = get_object_or_404(GoldenSet, id=set_id)
+    golden.make_gating_set(golden_set)
+    messages.success(request, f"{golden_set.name!r} now gates publishing of its policy.")
+    return redirect("workbench_set", set_id)
+
+
 @require_GET
 def export_set(request, set_id: int, fmt: str):
     _require_admin(request.user)
@@ -381,6 +390,7 @@ urlpatterns = [
     path("workbench/golden-sets/import/", import_set, name="workbench_import"),
     path("workbench/golden-sets/<int:set_id>/", golden_set_page, name="workbench_set"),
     path("workbench/golden-sets/<int:set_id>/add/", add_to_set, name="workbench_set_add"),
+    path("workbench/golden-sets/<int:set_id>/gate/", make_gate, name="workbench_set_gate"),
     path(
         "workbench/golden-sets/<int:set_id>/export.<str:fmt>",
         export_set,

@@ -53,6 +53,7 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "workbench_import": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
     "workbench_set": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
     "workbench_set_add": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_set_gate": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
     "workbench_set_export": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
     "workbench_version": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
     "workbench_new_draft": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
@@ -149,7 +150,7 @@ def _url(key: str, world) -> str:
         return reverse(name, kwargs={"case_id": case.id})
     if name == "admin":
         return "/admin/"
-    if name in ("workbench_set", "workbench_set_add"):
+    if name in ("workbench_set", "workbench_set_add", "workbench_set_gate"):
         return reverse(name, args=[world["golden_set"].id])
     if name == "workbench_set_export":
         return reverse(name, args=[world["golden_set"].id, "csv"])

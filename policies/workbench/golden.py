@@ -319,6 +319,17 @@ def import_golden_set(
     return golden_set
 
 
+@transaction.atomic
+def make_gating_set(golden_set: GoldenSet) -> None:
+    """Make `golden_set` the one set that gates publishing of its policy."""
+    # Lock the policy's sets, so two admins switching the gate at once can't both win.
+    list(GoldenSet.objects.select_for_update().filter(policy_id=golden_set.policy_id).values("id"))
+    GoldenSet.objects.filter(policy_id=golden_set.policy_id, gates_publishing=True).exclude(
+        id=golden_set.id
+    ).update(gates_publishing=False)
+    GoldenSet.objects.filter(id=golden_set.id).update(gates_publishing=True)
+
+
 def _item_record(item: GoldenItem) -> dict:
     return {
         "content": item.content,

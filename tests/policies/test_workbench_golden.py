@@ -97,3 +97,17 @@ def test_a_second_set_with_the_same_name_is_refused(spam_policy):
     golden.import_golden_set(policy=spam_policy.policy, name="core", data=GOOD_CSV, fmt="csv")
     with pytest.raises(ValidationError, match="already has a golden set"):
         golden.import_golden_set(policy=spam_policy.policy, name="core", data=GOOD_CSV, fmt="csv")
+
+
+def test_one_gating_set_per_policy(spam_policy):
+    policy = spam_policy.policy
+    first = golden.import_golden_set(
+        policy=policy, name="a", data=GOOD_CSV, fmt="csv", gates_publishing=True
+    )
+    second = golden.import_golden_set(
+        policy=policy, name="b", data=GOOD_CSV, fmt="csv", gates_publishing=True
+    )
+    first.refresh_from_db()
+    assert not first.gates_publishing and GoldenSet.objects.get(id=second.id).gates_publishing
+    golden.make_gating_set(first)
+    assert list(GoldenSet.objects.filter(gates_publishing=True)) == [first]
