@@ -20,6 +20,7 @@ from django.db import transaction
 
 from policies.models import PolicyVersion
 from policies.services import import_policy_version
+from policies.workbench.datasets import load_demo_golden_sets
 
 from .intake import services as intake
 from .intake.schemas import AppealIn, ItemIn
@@ -183,6 +184,7 @@ def load_demo(
 ) -> DemoSummary:
     root = root or datasets_dir()
     versions = load_policies(root)
+    load_demo_golden_sets(root)  # the labelled sets shipped with those policies (workbench)
     platform, _ = Platform.objects.get_or_create(slug="demo", defaults={"name": "Demo platform"})
     payloads = _moderation_items(root, cases) + _spam_items(root)
     created = 0

@@ -463,6 +463,9 @@ class AuditEvent(models.Model):
         CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"
         CALLBACK_FAILED = "callback_failed", "Callback failed"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
+        EVALUATION_REQUESTED = "evaluation_requested", "Policy evaluation requested"
+        POLICY_PUBLISHED = "policy_published", "Policy version published"
+        PUBLISH_GATE_OVERRIDDEN = "publish_gate_overridden", "Publish gate overridden"
 
     class Source(models.TextChoices):
         """Through what the event came: the channel, where `actor_label` says who."""

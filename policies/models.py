@@ -49,7 +49,10 @@ class Policy(models.Model):
     class Meta:
         verbose_name_plural = "policies"
         ordering = ["name"]
-        permissions = [("manage_policy", "Can import and publish policy versions")]
+        permissions = [
+            ("manage_policy", "Can import and publish policy versions"),
+            ("override_publish_gate", "Can publish a version the evaluation gate refused"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -66,7 +69,8 @@ class PolicyVersionQuerySet(models.QuerySet):
 
 
 class PolicyVersion(models.Model):
-    """The text of a policy as it stood. Never edited once saved: a change is a new version."""
+    """The text of a policy as it stood. A draft may be edited in the workbench until it is
+    published; a published version is never edited: a change is a new version."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -81,6 +85,11 @@ class PolicyVersion(models.Model):
     licence_notice = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Drafts are edited in the workbench; publishing (an audited step) freezes the text.
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
@@ -126,3 +135,12 @@ class PolicyRule(models.Model):
 
     def __str__(self) -> str:
         return self.rule_id
+
+
+# The workbench's rows live in their own module; importing them here registers them with the app.
+from .workbench.models import (  # noqa: E402, F401
+    EvaluationResult,
+    EvaluationRun,
+    GoldenItem,
+    GoldenSet,
+)

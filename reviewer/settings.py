@@ -399,6 +399,7 @@ CELERY_TASK_ROUTES = {
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
     "appeals.tasks.fetch_item_media": {"queue": "default"},
     "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
+    "policies.tasks.run_evaluation": {"queue": "gpu"},
 }
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-drafts": {
@@ -408,6 +409,10 @@ CELERY_BEAT_SCHEDULE = {
     "write-audit-checkpoint": {
         "task": "appeals.tasks.write_audit_checkpoint",
         "schedule": float(AUDIT_CHECKPOINT_INTERVAL_SECONDS),
+    },
+    "recover-stalled-evaluations": {
+        "task": "policies.tasks.recover_stalled_evaluations",
+        "schedule": 60.0,
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -423,6 +428,20 @@ SAFEGUARD_BATCH_SIZE = SAFEGUARD.batch_size
 # A draft still "running" this long after it started is taken back and tried again.
 DRAFT_STALL_SECONDS = env_int("DRAFT_STALL_SECONDS", 900, minimum=10)
 DRAFT_MAX_ATTEMPTS = env_int("DRAFT_MAX_ATTEMPTS", 3, minimum=1)
+
+# --- Policy workbench (evaluation runs and the publish gate) --------------------------------
+# Requests in flight per evaluation run (OpenAI-compatible backend), and items per chunk between
+# heartbeats; a run silent this long is handed to another worker.
+WORKBENCH_MAX_CONCURRENCY = env_int("WORKBENCH_MAX_CONCURRENCY", 64, minimum=1)
+WORKBENCH_CHUNK_SIZE = env_int("WORKBENCH_CHUNK_SIZE", 64, minimum=1)
+WORKBENCH_STALL_SECONDS = env_int("WORKBENCH_STALL_SECONDS", 300, minimum=10)
+# Publishing is refused when F1 falls by more than this against the published version.
+try:
+    WORKBENCH_F1_MARGIN = float(env_str("WORKBENCH_F1_MARGIN", "0.02"))
+except ValueError:
+    raise ImproperlyConfigured("WORKBENCH_F1_MARGIN must be a number such as 0.02") from None
+if not 0 <= WORKBENCH_F1_MARGIN <= 1:
+    raise ImproperlyConfigured("WORKBENCH_F1_MARGIN must be between 0 and 1")
 
 LOGGING = {
     "version": 1,

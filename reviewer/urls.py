@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("", include("reviewer.pages")),
+    path("", include("reviewer.workbench")),
 ]

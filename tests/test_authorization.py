@@ -11,6 +11,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from appeals.models import Case
+from policies.workbench import golden, runs
 from tests.builders import appeal, flag
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +52,22 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "export_jsonl": ("GET", (LOGIN, 403, 403, 403, 403, 200)),
     "export_dsa": ("GET", (LOGIN, 403, 403, 403, 403, 200)),
     "admin": ("GET", (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN)),
+    "workbench": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
+    "workbench_import": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_set": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
+    "workbench_set_add": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_set_gate": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_set_export": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
+    "workbench_version": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
+    "workbench_new_draft": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_save": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_start_run": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_publish": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_replay": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_run": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
+    "workbench_cancel": ("POST", (LOGIN, 403, 403, 403, 302, 403)),
+    "workbench_run_export": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
+    "workbench_compare": ("GET", (LOGIN, 403, 403, 403, 200, 403)),
     # The API authenticates with bearer tokens, not sessions: a logged-in user without one is refused.
     "api:post_item": ("POST", (401, 401, 401, 401, 401, 401)),
     "api:post_items_bulk": ("POST", (401, 401, 401, 401, 401, 401)),
@@ -94,6 +111,10 @@ def world(platform, spam_policy, alice, bob, carol, dave, erin, mallory):
     case = flag(platform)
     decided = flag(platform)
     appeal_case = appeal(platform, item_external_id=decided.external_id)
+    golden_set = golden.import_golden_set(
+        policy=spam_policy.policy, name="core", data="content,expected\nhi,0\n", fmt="csv"
+    )
+    run = runs.create_run(version=spam_policy, golden_set=golden_set)
     return {
         "users": {
             "anon": None,
@@ -106,6 +127,8 @@ def world(platform, spam_policy, alice, bob, carol, dave, erin, mallory):
         "case": case,
         "appeal": appeal_case,
         "version": spam_policy,
+        "golden_set": golden_set,
+        "run": run,
     }
 
 
@@ -128,6 +151,22 @@ def _url(key: str, world) -> str:
         return reverse(name, kwargs={"case_id": case.id})
     if name == "admin":
         return "/admin/"
+    if name in ("workbench_set", "workbench_set_add", "workbench_set_gate"):
+        return reverse(name, args=[world["golden_set"].id])
+    if name == "workbench_set_export":
+        return reverse(name, args=[world["golden_set"].id, "csv"])
+    if name.startswith(("workbench_version", "workbench_new_draft", "workbench_save")) or name in (
+        "workbench_start_run",
+        "workbench_publish",
+        "workbench_replay",
+    ):
+        return reverse(name, args=[world["version"].id])
+    if name in ("workbench_run", "workbench_cancel"):
+        return reverse(name, args=[world["run"].id])
+    if name == "workbench_run_export":
+        return reverse(name, args=[world["run"].id, "csv"])
+    if name == "workbench_compare":
+        return reverse(name) + f"?a={world['run'].id}&b={world['run'].id}"
     return reverse(name)
 
 
