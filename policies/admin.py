@@ -1,5 +1,6 @@
 """Admin for policy admins. Versions are immutable: adding one goes through the import service,
-and a saved version can be read, published, but never edited or deleted."""
+and a saved version can be read but never edited or deleted. A new version is saved as a draft;
+publishing happens in the workbench, behind the evaluation gate, as an audit event."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from .models import Policy, PolicyRule, PolicyVersion
-from .services import check_policy_text, import_policy_version, publish_policy_version
+from .services import check_policy_text, import_policy_version
 
 
 class PolicyVersionInline(admin.TabularInline):
@@ -36,7 +37,6 @@ class PolicyAdmin(admin.ModelAdmin):
 class NewVersionForm(forms.ModelForm):
     slug = forms.SlugField(help_text="The policy this text is a new version of (created if new).")
     name = forms.CharField(max_length=200)
-    publish = forms.BooleanField(required=False, initial=True)
 
     class Meta:
         model = PolicyVersion
@@ -67,7 +67,9 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "status", "sha256", "created_at")
     list_filter = ("status", "policy")
     inlines = [PolicyRuleInline]
-    actions = ["publish"]
+    # No publish action here: a version is saved as a draft and published from the workbench
+    # (reviewer/workbench.py), where the evaluation gate runs and publishing is an audit event.
+    actions = None
 
     def get_inlines(self, request, obj):
         # A new version's rules come from its text (the import service), not from a formset: the
@@ -81,7 +83,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("slug", "name", "text", "source", "licence_notice", "publish")
+            return ("slug", "name", "text", "source", "licence_notice")
         return (
             "policy",
             "number",
@@ -107,7 +109,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
                 text=form.cleaned_data["text"],
                 source=form.cleaned_data.get("source", ""),
                 licence_notice=form.cleaned_data.get("licence_notice", ""),
-                publish=form.cleaned_data.get("publish", True),
+                publish=False,  # published from the workbench, through the gate
                 actor=request.user,
             )
         except ValidationError as error:
@@ -125,12 +127,6 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    @admin.action(description="Publish the selected versions", permissions=["change"])
-    def publish(self, request, queryset):
-        for version in queryset:
-            publish_policy_version(version=version)
-        self.message_user(request, f"Published {queryset.count()} version(s).")
 
     def has_change_permission(self, request, obj=None):
         return request.user.has_perm("policies.manage_policy")

@@ -7,10 +7,11 @@ from .safeguard.types import PolicySpec, ReasoningEffort, Rule
 
 
 def engine_config():
-    """The engine's settings: `EngineConfig.from_env()` is their one reader (README's names)."""
-    from .safeguard import EngineConfig
+    """The engine's settings, as `EngineConfig.from_env()` (their one reader, README's names) read
+    them when the settings loaded (`settings.SAFEGUARD`)."""
+    from django.conf import settings
 
-    return EngineConfig.from_env()
+    return settings.SAFEGUARD
 
 
 def engine_from_settings():

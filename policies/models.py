@@ -62,6 +62,12 @@ class Policy(models.Model):
         # export of statements of reasons meets it.
         validate_dsa_mapping(self.dsa_mapping)
 
+    def current_version(self) -> PolicyVersion | None:
+        """The published version in force (the newest published one); None before any."""
+        return (
+            self.versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-number").first()
+        )
+
 
 class PolicyVersionQuerySet(models.QuerySet):
     def published(self):

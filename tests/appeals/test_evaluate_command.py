@@ -31,6 +31,7 @@ def evaluate(server, *args):
     env = {
         **os.environ,
         "DATABASE_URL": workers.test_database_url(),
+        "MIGRATION_DATABASE_URL": "",
         "SAFEGUARD_BACKEND": "openai",
         "SAFEGUARD_BASE_URL": server.base_url,
         "SAFEGUARD_MODEL": "stand-in",

@@ -3,6 +3,8 @@ OpenAI-compatible server), the publish gate and its override, golden items from 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -29,9 +31,9 @@ SET = (
 @pytest.fixture
 def server(settings):
     with StandInServer() as s:
-        settings.SAFEGUARD_BACKEND = "openai"
-        settings.SAFEGUARD_BASE_URL = s.base_url
-        settings.SAFEGUARD_MODEL = "stand-in"
+        settings.SAFEGUARD = dataclasses.replace(
+            settings.SAFEGUARD, backend="openai", base_url=s.base_url, model="stand-in"
+        )
         yield s
 
 

@@ -63,7 +63,6 @@ def _add_version(client, **fields):
         "text": NEW_POLICY_TEXT,
         "source": "written for the test",
         "licence_notice": "",
-        "publish": "on",
         # What the page used to carry (an empty rules inline); ignored now that it has none.
         "rules-TOTAL_FORMS": "0",
         "rules-INITIAL_FORMS": "0",
@@ -78,7 +77,8 @@ def test_a_policy_admin_adds_a_version_through_the_admin_form(client, dave):
     response = _add_version(client)
     assert response.status_code == 302, response.content.decode()[-3000:]
     version = PolicyVersion.objects.get(policy__slug="harassment")
-    assert (version.number, version.status) == (1, PolicyVersion.Status.PUBLISHED)
+    # A draft: publishing is the workbench's, behind the evaluation gate (an audit event).
+    assert (version.number, version.status) == (1, PolicyVersion.Status.DRAFT)
     assert version.created_by == dave
     assert list(version.rules.values_list("rule_id", flat=True)) == ["HA1", "HA1.a", "HA1.b"]
     listing = client.get(response["Location"])
@@ -139,18 +139,17 @@ def test_a_version_change_form_posted_back_changes_nothing(client, dave, spam_po
     assert spam_policy.sha256 == before and "edited" not in spam_policy.text
 
 
-def test_the_publish_action_publishes_a_draft_version(client, dave, spam_policy):
+def test_the_admin_cannot_publish_around_the_workbench_gate(client, dave, spam_policy):
     draft = builders.import_policy_version(
         slug="spam", name="Spam", text=spam_policy.text + "\nSP5.a Link farms\n", publish=False
     )
     client.force_login(dave)
-    response = client.post(
+    client.post(
         "/admin/policies/policyversion/",
         {"action": "publish", "_selected_action": [str(draft.id)]},
     )
-    assert response.status_code == 302
     draft.refresh_from_db()
-    assert draft.status == PolicyVersion.Status.PUBLISHED
+    assert draft.status == PolicyVersion.Status.DRAFT
 
 
 def test_a_policy_admin_adds_a_policy_through_the_admin_form(client, dave):

@@ -3,6 +3,7 @@ through `manage.py evaluate` reporting pass rates per functionality (against a s
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -57,9 +58,9 @@ def test_load_benchmarks_then_evaluate_hatecheck_per_functionality(settings):
 
     out = io.StringIO()
     with StandInServer(keywords={"hate": "HS1.a"}) as server:
-        settings.SAFEGUARD_BACKEND = "openai"
-        settings.SAFEGUARD_BASE_URL = server.base_url
-        settings.SAFEGUARD_MODEL = "stand-in"
+        settings.SAFEGUARD = dataclasses.replace(
+            settings.SAFEGUARD, backend="openai", base_url=server.base_url, model="stand-in"
+        )
         call_command("evaluate", "--policy", "hate-speech", "--golden-set", "HateCheck", stdout=out)
     table = out.getvalue()
     # The first 60 cases are derog_neg_emote_h (all "I hate …": the stand-in flags them all).
