@@ -13,6 +13,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "appeals.review_escalations",
         "appeals.view_all_cases",
         "appeals.view_audit",
+        "appeals.retry_callback",
     ),
     "policy_admin": (
         "policies.manage_policy",
