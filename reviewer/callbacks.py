@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from appeals.disclosure import outbox
@@ -35,6 +35,7 @@ def undelivered_callbacks(user) -> dict:
 def retry_callback(request, delivery_id: int):
     if not outbox.can_retry_callbacks(request.user):
         raise PermissionDenied("you may not retry callbacks")
+    get_object_or_404(CallbackDelivery, id=delivery_id)
     try:
         delivery = outbox.retry_now(actor=request.user, delivery_id=delivery_id)
     except ValidationError as error:

@@ -24,6 +24,7 @@ from appeals.models import AuditEvent, CallbackDelivery, Decision, Platform
 from appeals.review import queueing
 from tests.builders import decide, flag
 from tests.callback_receiver import Receiver
+from tests.workers import celery_publishing_to
 
 pytestmark = pytest.mark.django_db
 
@@ -57,20 +58,8 @@ def closed_port() -> int:
 @pytest.fixture
 def broker_down():
     """Celery's app publishes to a Redis that is not there (and back to the real one after)."""
-    from reviewer.celery import app
-
-    names = ("broker_url", "broker_write_url", "broker_read_url")
-    original = {name: app.conf[name] for name in names}
-
-    def repoint(urls):
-        for name in names:
-            app.conf[name] = urls[name]
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    repoint(dict.fromkeys(names, f"redis://127.0.0.1:{closed_port()}/0"))
-    yield
-    repoint(original)
+    with celery_publishing_to(f"redis://127.0.0.1:{closed_port()}/0"):
+        yield
 
 
 # --- backoff ---------------------------------------------------------------------------------
