@@ -249,7 +249,7 @@ def deliver(*, decision_id: int, now: dt.datetime | None = None) -> DeliveryOutc
 def _record_attempt(delivery, attempt, status_code, error, elapsed_ms) -> DeliveryOutcome:
     platform = delivery.decision.case.platform
     delivered = status_code is not None and 200 <= status_code < 300
-    retryable = platform.callback_url and (
+    retryable = bool(platform.callback_url) and (
         status_code is None or status_code >= 500 or status_code == 429
     )
     finished = timezone.now()
