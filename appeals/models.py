@@ -466,6 +466,7 @@ class AuditEvent(models.Model):
         EVALUATION_REQUESTED = "evaluation_requested", "Policy evaluation requested"
         POLICY_PUBLISHED = "policy_published", "Policy version published"
         PUBLISH_GATE_OVERRIDDEN = "publish_gate_overridden", "Publish gate overridden"
+        CALLBACK_RETRY_REQUESTED = "callback_retry", "Callback retry requested"
 
     class Source(models.TextChoices):
         """Through what the event came: the channel, where `actor_label` says who."""
@@ -551,3 +552,67 @@ class MediaAsset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind or 'media'} of {self.item_id} ({self.status})"
+
+
+class CallbackDeliveryQuerySet(models.QuerySet):
+    def undelivered(self):
+        """Callbacks that have failed at least once or been given up: what a senior looks at."""
+        return self.exclude(status=CallbackDelivery.Status.DELIVERED).filter(
+            Q(status=CallbackDelivery.Status.FAILED) | Q(attempts__gt=0)
+        )
+
+
+class CallbackDelivery(models.Model):
+    """The outbox row of a decision's callback, written in the decision's own transaction.
+
+    The platform is told from this row (appeals/disclosure/outbox.py): a worker claims it with a
+    conditional UPDATE, posts, and records the outcome; a periodic sweep delivers whatever is
+    due, so a broker that was down at decision time, a dead worker or a platform that was down
+    loses nothing. Each attempt is also an audit event on the case.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be delivered"
+        DELIVERING = "delivering", "Being delivered"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Given up"
+
+    decision = models.OneToOneField(
+        Decision, on_delete=models.PROTECT, related_name="callback_delivery"
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # Give up once `attempts` reaches this; "retry now" raises it for another round.
+    attempt_limit = models.PositiveIntegerField(default=9)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # A claim lapses at this time, so a worker that died mid-delivery does not hold the row.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CallbackDeliveryQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="callback_due",
+                condition=Q(status__in=["pending", "delivering"]),
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="delivering") | Q(claimed_until__isnull=False),
+                name="callback_delivering_is_claimed",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="delivered") | Q(delivered_at__isnull=False),
+                name="callback_delivered_has_time",
+            ),
+        ]
+        permissions = [("retry_callback", "Can see undelivered callbacks and retry them")]
+
+    def __str__(self) -> str:
+        return f"callback of decision {self.decision_id} ({self.status})"

@@ -296,6 +296,12 @@ CONTENT_MAX_CHARS = 100_000
 # Key for the stable pseudonyms in exports (`--pseudonymise`); defaults to SECRET_KEY.
 EXPORT_PSEUDONYM_KEY = env_str("EXPORT_PSEUDONYM_KEY")
 CALLBACK_TIMEOUT_SECONDS = env_int("CALLBACK_TIMEOUT_SECONDS", 10, minimum=1)
+# The callback outbox (appeals/disclosure/outbox.py): how often the sweep runs, how many attempts
+# before giving up, and the backoff between them (doubling from the base, capped, jittered).
+CALLBACK_SWEEP_SECONDS = env_int("CALLBACK_SWEEP_SECONDS", 30, minimum=1)
+CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 9, minimum=1)
+CALLBACK_RETRY_BASE_SECONDS = env_int("CALLBACK_RETRY_BASE_SECONDS", 30, minimum=1)
+CALLBACK_RETRY_MAX_SECONDS = env_int("CALLBACK_RETRY_MAX_SECONDS", 3600, minimum=1)
 
 
 # --- Media (appeals/media/): fetched on the server, never hot-linked -------------------------
@@ -400,11 +406,16 @@ CELERY_TASK_ROUTES = {
     "appeals.tasks.fetch_item_media": {"queue": "default"},
     "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
     "policies.tasks.run_evaluation": {"queue": "gpu"},
+    "appeals.tasks.sweep_callbacks": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-drafts": {
         "task": "appeals.tasks.recover_stalled_drafts",
         "schedule": 60.0,
+    },
+    "sweep-callbacks": {
+        "task": "appeals.tasks.sweep_callbacks",
+        "schedule": float(CALLBACK_SWEEP_SECONDS),
     },
     "write-audit-checkpoint": {
         "task": "appeals.tasks.write_audit_checkpoint",

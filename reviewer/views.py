@@ -57,6 +57,7 @@ from appeals.review.queueing import (
 from policies.models import Policy, PolicyRule, PolicyVersion
 
 from . import quality
+from .callbacks import undelivered_callbacks
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
 from .unrenderable import set_aside_unrenderable_case
 
@@ -196,6 +197,7 @@ def dashboard(request):
             "mine": mine,
             "now": now,
             "can_see_quality": request.user.has_perm("appeals.view_all_cases"),
+            **undelivered_callbacks(request.user),
         },
     )
 

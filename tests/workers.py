@@ -29,8 +29,10 @@ def celery_worker(
     queues: str = "default,gpu",
     env: dict | None = None,
     log_path: Path | None = None,
+    beat_schedule: Path | None = None,
 ):
-    """Run `celery worker --pool solo` until the block ends; yields the Popen."""
+    """Run `celery worker --pool solo` until the block ends; yields the Popen. With
+    `beat_schedule` (a file path) the worker also runs the beat schedule (`--beat`)."""
     worker_env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -60,6 +62,7 @@ def celery_worker(
             "--without-mingle",
             "--hostname",
             f"test-{os.getpid()}-{time.monotonic_ns()}@localhost",
+            *(["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []),
         ],
         cwd=REPO_ROOT,
         env=worker_env,
@@ -87,3 +90,25 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def celery_publishing_to(broker_url: str):
+    """This process's Celery app publishes to `broker_url` for the block (the web process's
+    broker, as a test needs it: one that is stopped, or one of the test's own)."""
+    from reviewer.celery import app
+
+    names = ("broker_url", "broker_write_url", "broker_read_url")
+    original = {name: app.conf[name] for name in names}
+
+    def repoint(urls):
+        for name in names:
+            app.conf[name] = urls[name]
+        app._pool = None  # the connection pools are built from the URL on first use
+        app.amqp._producer_pool = None
+
+    repoint(dict.fromkeys(names, broker_url))
+    try:
+        yield app
+    finally:
+        repoint(original)

@@ -1,24 +1,17 @@
-"""Side effects that follow a committed decision. Kept apart so they never block saving one."""
+"""What a decision sets in motion for the platform, kept apart so it never blocks saving one."""
 
 from __future__ import annotations
 
-import logging
+from django.db import transaction
 
-from appeals.models import Decision
+from appeals.models import AuditEvent, Decision
 
-log = logging.getLogger(__name__)
+from . import outbox
 
 
-def decision_recorded(decision_id: int) -> None:
-    """Called after a decision commits: queue the platform callback if the platform has one."""
-    wants_callback = (
-        Decision.objects.filter(id=decision_id).exclude(case__platform__callback_url="").exists()
-    )
-    if not wants_callback:
-        return
-    from . import tasks
-
-    try:
-        tasks.deliver_decision_callback.delay(decision_id)
-    except Exception:  # the broker is down: the decision stands; say so loudly
-        log.exception("could not queue the callback for decision %s", decision_id)
+def decision_recorded(decision: Decision, *, source: AuditEvent.Source) -> None:
+    """Inside the decision's transaction: write its pending callback (the outbox row), and hand
+    it to a worker once the decision commits. If that hand-off fails the sweep delivers it."""
+    delivery = outbox.add_pending_callback(decision)
+    if delivery is not None:
+        transaction.on_commit(lambda: outbox.enqueue_delivery(delivery.id, source=source))

@@ -1,4 +1,5 @@
-"""Celery tasks of the disclosure stage: the signed callback to the platform, and the signed
+"""Celery tasks of the disclosure stage: the signed callback to the platform (and the sweep of
+its outbox), and the signed
 checkpoint of the audit chain's head for auditors.
 
 The names are wire format (CELERY_TASK_ROUTES and the beat schedule use them), so they keep the
@@ -9,23 +10,22 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import callbacks, checkpoints
+from . import checkpoints, outbox
 
 
-@shared_task(
-    name="appeals.tasks.deliver_decision_callback",
-    bind=True,
-    acks_late=True,
-    autoretry_for=(callbacks.RetryableDeliveryError,),
-    retry_backoff=30,  # 30 s, 1 min, 2 min, … capped at an hour: about 2 h over 8 retries
-    retry_backoff_max=3600,
-    retry_jitter=True,
-    max_retries=callbacks.MAX_ATTEMPTS - 1,
-)
-def deliver_decision_callback(self, decision_id: int) -> str:
-    """POST the decision to its platform's callback URL (on the default queue). Idempotent:
-    attempts are counted in the audit log, and a delivered decision is not sent again."""
-    return callbacks.deliver_decision(decision_id).status
+@shared_task(name="appeals.tasks.deliver_decision_callback", acks_late=True)
+def deliver_decision_callback(decision_id: int) -> str:
+    """POST the decision to its platform's callback URL (on the default queue), if its outbox
+    row is due and unclaimed. A failed attempt leaves the row for the sweep, which retries it
+    with backoff; a duplicate or late message finds nothing due and does nothing."""
+    return outbox.deliver(decision_id=decision_id).status
+
+
+@shared_task(name="appeals.tasks.sweep_callbacks")
+def sweep_callbacks() -> dict:
+    """Deliver every callback that is due (beat, every CALLBACK_SWEEP_SECONDS): the ones whose
+    hand-off to the broker failed, whose worker died, or whose platform asked us to come back."""
+    return outbox.sweep_callbacks()
 
 
 @shared_task(name="appeals.tasks.write_audit_checkpoint")

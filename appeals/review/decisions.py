@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from appeals import outcomes
 from appeals.audit import PendingEvent, record_events
+from appeals.disclosure import hooks
 from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
 from appeals.models import AuditEvent, Case, Decision, QueueSetting
 
@@ -176,12 +177,7 @@ def decide_case(
                 )
             ]
         )
-        transaction.on_commit(lambda: _after_decision(decision.id))
+        # The platform's callback is written with the decision (an outbox row) and sent after
+        # commit; nothing is lost if the broker or the platform is down then.
+        hooks.decision_recorded(decision, source=source)
     return decision
-
-
-def _after_decision(decision_id: int) -> None:
-    """Side effects once the decision is safely stored (callbacks to the platform)."""
-    from appeals.disclosure import hooks
-
-    hooks.decision_recorded(decision_id)

@@ -14,6 +14,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "appeals.view_all_cases",
         "appeals.view_audit",
         "policies.override_publish_gate",
+        "appeals.retry_callback",
     ),
     "policy_admin": (
         "policies.manage_policy",

@@ -1,24 +1,26 @@
 """Decision callbacks: a real HTTP server on loopback receives them and checks the signature.
 
-The task runs synchronously through its own `.run` (no eager mode): a retryable failure comes
-back as RetryableDeliveryError, which is what would make Celery schedule the next try.
+Delivery goes through the outbox (appeals/disclosure/outbox.py): the task runs synchronously
+through its own `.run` (no eager mode); a failed attempt leaves the row pending with its next
+attempt due later, which is what the sweep picks up (tests/appeals/test_outbox.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from appeals.disclosure import callbacks, tasks
-from appeals.disclosure.callbacks import RetryableDeliveryError, SignatureError, sign, verify
-from appeals.models import AuditEvent, Platform
+from appeals.disclosure.callbacks import SignatureError, sign, verify
+from appeals.models import AuditEvent, CallbackDelivery, Platform
 from appeals.review import decisions, queueing
 from tests.builders import flag
+from tests.callback_receiver import Receiver
 from tests.reviewer.drafts import ready_draft
 
 pytestmark = pytest.mark.django_db
@@ -26,43 +28,11 @@ pytestmark = pytest.mark.django_db
 SECRET = "whsec_test_0123456789"
 
 
-class Receiver:
-    """A platform's endpoint: answers with the scripted statuses, then 200, and keeps requests."""
-
-    def __init__(self, statuses=()):
-        self.statuses = list(statuses)
-        self.requests: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers.items()), body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/appeals"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def decided(alice, platform, spam_policy):
-    """alice removed an ad; the model had drafted it with reasoning the platform must not see."""
+    """alice removed an ad; the model had drafted it with reasoning the platform must not see.
+    The platform has a callback URL (nothing listens there until a test points it elsewhere)."""
+    point_platform_at("http://127.0.0.1:9/unused")
     case = flag(platform, external_id="ad-1")
     ready_draft(case, reasoning="SECRET reasoning", rationale="SECRET rationale")
     claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
@@ -82,14 +52,17 @@ def point_platform_at(url: str) -> None:
 
 
 def run_task(decision_id: int, *, times: int = 20) -> list[str]:
-    """Run the task until it stops asking to be retried, as a worker would (minus the waits)."""
+    """Run the task until it stops failing, as the sweep would (minus the waits): each retry
+    happens once its row is due."""
     results = []
     for _ in range(times):
-        try:
-            results.append(tasks.deliver_decision_callback.run(decision_id))
+        CallbackDelivery.objects.filter(decision_id=decision_id, status="pending").update(
+            next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+        )
+        result = tasks.deliver_decision_callback.run(decision_id)
+        results.append(result)
+        if result != "retry":
             return results
-        except RetryableDeliveryError:
-            results.append("retry")
     return results
 
 
@@ -185,68 +158,86 @@ def test_network_errors_are_retried_and_recorded(decided):
     with Receiver() as receiver:
         url = receiver.url
     point_platform_at(url)  # the server is gone: connection refused
-    with pytest.raises(RetryableDeliveryError):
-        tasks.deliver_decision_callback.run(decided.id)
+    before = timezone.now()
+    assert tasks.deliver_decision_callback.run(decided.id) == "retry"
     [(kind, data)] = callback_events(decided)
     assert kind == "callback_attempted"
     assert data["status_code"] is None
     assert "ConnectError" in data["error"]
+    row = CallbackDelivery.objects.get(decision=decided)
+    assert (row.status, row.attempts, row.claimed_until) == ("pending", 1, None)
+    assert "ConnectError" in row.last_error
+    # Not due again at once: the first backoff is 15-30 s (base 30 s, equal jitter).
+    wait = (row.next_attempt_at - before).total_seconds()
+    assert 15 <= wait <= 31
+    assert data["next_attempt_at"] == row.next_attempt_at.isoformat()
+    assert tasks.deliver_decision_callback.run(decided.id) == "skipped"
 
 
 def test_it_gives_up_after_the_last_retry(decided):
     with Receiver(statuses=[503] * 20) as receiver:
         point_platform_at(receiver.url)
         results = run_task(decided.id)
-    assert results == ["retry"] * (callbacks.MAX_ATTEMPTS - 1) + ["failed"]
-    assert len(receiver.requests) == callbacks.MAX_ATTEMPTS == 9
+    assert results == ["retry"] * 8 + ["failed"]
+    assert len(receiver.requests) == settings.CALLBACK_MAX_ATTEMPTS == 9
     kind, data = callback_events(decided)[-1]
     assert kind == "callback_failed"
     assert data["reason"] == "gave up after 9 attempts"
-    assert tasks.deliver_decision_callback.max_retries == 8
-    assert tasks.deliver_decision_callback.autoretry_for == (RetryableDeliveryError,)
+    row = CallbackDelivery.objects.get(decision=decided)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 9, "HTTP 503")
 
 
-def test_a_platform_without_a_callback_url_is_skipped(decided):
-    assert tasks.deliver_decision_callback.run(decided.id) == "skipped"
-    assert callback_events(decided) == []
+def test_a_platform_without_a_callback_url_gets_no_outbox_row(alice, platform, spam_policy):
+    case = flag(platform)
+    claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
+    decision = decisions.decide_case(
+        reviewer=alice, case_id=case.id, lease_token=claimed.lease_token, outcome="not_violating"
+    )
+    assert not CallbackDelivery.objects.filter(decision=decision).exists()
+    assert tasks.deliver_decision_callback.run(decision.id) == "skipped"
+    assert callback_events(decision) == []
 
 
-def test_a_committed_decision_queues_the_callback(
+def test_a_committed_decision_has_its_outbox_row_and_queues_the_callback(
     alice, platform, spam_policy, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
-    monkeypatch.setattr(tasks.deliver_decision_callback, "delay", queued.append)
+    monkeypatch.setattr(
+        tasks.deliver_decision_callback,
+        "apply_async",
+        lambda args, **options: queued.append((args, options)),
+    )
     point_platform_at("https://platform.example/hooks")
     case = flag(platform)
     claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as on_commit:
         decision = decisions.decide_case(
             reviewer=alice,
             case_id=case.id,
             lease_token=claimed.lease_token,
             outcome="not_violating",
         )
-    assert queued == [decision.id]
-
-
-def test_no_callback_is_queued_without_a_url(
-    alice, platform, spam_policy, monkeypatch, django_capture_on_commit_callbacks
-):
-    queued = []
-    monkeypatch.setattr(tasks.deliver_decision_callback, "delay", queued.append)
-    case = flag(platform)
-    claimed = queueing.claim_case(reviewer=alice, case_id=case.id)
-    with django_capture_on_commit_callbacks(execute=True):
-        decisions.decide_case(
-            reviewer=alice,
-            case_id=case.id,
-            lease_token=claimed.lease_token,
-            outcome="not_violating",
+        # Written in the decision's transaction, before anything is queued.
+        row = CallbackDelivery.objects.get(decision=decision)
+        assert (row.status, row.attempts, row.next_attempt_at) == (
+            "pending",
+            0,
+            decision.decided_at,
         )
     assert queued == []
+    for callback in on_commit:
+        callback()
+    assert [args for args, _ in queued] == [(decision.id,)]
+    # The web process does not wait on a dead broker: one quick retry, then the sweep's turn.
+    assert queued[0][1]["retry_policy"]["max_retries"] == 1
 
 
-def test_callbacks_go_to_the_default_queue():
+def test_callbacks_and_their_sweep_go_to_the_default_queue():
     assert settings.CELERY_TASK_ROUTES["appeals.tasks.deliver_decision_callback"] == {
         "queue": "default"
+    }
+    assert settings.CELERY_TASK_ROUTES["appeals.tasks.sweep_callbacks"] == {"queue": "default"}
+    assert settings.CELERY_BEAT_SCHEDULE["sweep-callbacks"] == {
+        "task": "appeals.tasks.sweep_callbacks",
+        "schedule": 30.0,
     }
