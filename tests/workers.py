@@ -29,8 +29,15 @@ def celery_worker(
     queues: str = "default,gpu",
     env: dict | None = None,
     log_path: Path | None = None,
+    beat_schedule: Path | None = None,
 ):
-    """Run `celery worker --pool solo` until the block ends; yields the Popen."""
+    """Run `celery worker --pool solo` until the block ends; yields the Popen.
+
+    With `beat_schedule` (a file path) the worker also runs the beat schedule (`--beat`), as a
+    deployment's beat process would: the periodic tasks are sent, and this worker takes them if it
+    consumes their queue.
+    """
+    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
     worker_env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -60,6 +67,7 @@ def celery_worker(
             "--without-mingle",
             "--hostname",
             f"test-{os.getpid()}-{time.monotonic_ns()}@localhost",
+            *beat,
         ],
         cwd=REPO_ROOT,
         env=worker_env,
