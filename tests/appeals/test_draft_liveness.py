@@ -263,7 +263,7 @@ def test_a_model_slower_than_the_stall_limit_still_yields_exactly_one_draft(
     assert rec.finished_at - rec.started_at > dt.timedelta(seconds=5), "slower than the limit"
     assert sweeps_during >= 3, "the sweep ran while the model worked"
     assert rec.attempts == 1 and server.requests == 1
-    assert rec.violation is True and rec.rule_ids == ["SP2.b"]
+    assert rec.violation is True and "SP2.b" in rec.rule_ids
     assert Recommendation.objects.filter(case=case).count() == 1
     kinds = _kinds(case)
     assert kinds.count(Kind.DRAFTED) == 1
