@@ -9,6 +9,7 @@ sets, and a second worker that runs the beat schedule and takes the recovery swe
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import time
 import uuid
@@ -26,7 +27,7 @@ from policies.safeguard.types import Draft, DraftStatus, Provenance
 from tests.builders import flag
 from tests.model_server import model_server
 from tests.test_management_commands import manage
-from tests.workers import celery_worker, wait_for
+from tests.workers import celery_worker, child_pids, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection
 
@@ -305,3 +306,41 @@ def test_a_worker_killed_mid_draft_is_replaced_and_its_draft_finishes_within_two
     assert kinds.count(Kind.DRAFTED) == 1
     assert kinds.count(Kind.DRAFT_RECOVERED) == 1
     assert Kind.DRAFT_DISCARDED not in kinds
+
+
+@pytest.mark.integration
+def test_a_prefork_child_killed_mid_draft_is_replaced_by_its_pool_and_the_draft_finishes(
+    broker_url, platform, spam_policy, tmp_path
+):
+    """The prefork pool replaces a dead child itself and, the task being rejected on worker loss,
+    gives its message back at once; that message finds the draft still `running` and leaves it,
+    and the sweep brings it back once its heartbeat has gone quiet."""
+    with model_server(latency=3) as server:
+        env = _env(server)
+        with _sweeper(broker_url, env, tmp_path):
+            wait_for(lambda: _sweeps(tmp_path / "sweeper.log"), timeout=60, what="the first sweep")
+            with celery_worker(
+                broker_url=broker_url,
+                queues="gpu",
+                env=env,
+                log_path=tmp_path / "gpu.log",
+                pool="prefork",
+            ) as worker:
+                children = wait_for(lambda: child_pids(worker.pid), timeout=60, what="the pool")
+                case = flag(platform)
+                wait_for(server.request_arrived.is_set, timeout=60, what="the model request")
+                os.kill(children[0], signal.SIGKILL)
+                killed_at = time.monotonic()
+                rec = wait_for(_finished(case), timeout=120, what="the recovered draft")
+                took = time.monotonic() - killed_at
+                assert worker.poll() is None, "the worker itself lives on"
+                replacement = child_pids(worker.pid)
+
+    assert took < 120
+    assert replacement and children[0] not in replacement
+    assert rec.status == "ready", (rec.failure_reason, rec.failure_detail, _logs(tmp_path))
+    assert rec.attempts == 2 and server.requests == 2
+    assert Recommendation.objects.filter(case=case).count() == 1
+    kinds = _kinds(case)
+    assert kinds.count(Kind.DRAFTED) == 1 and kinds.count(Kind.DRAFT_RECOVERED) == 1
+    assert "WorkerLostError" in (tmp_path / "gpu.log").read_text()
