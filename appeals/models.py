@@ -325,6 +325,9 @@ class Recommendation(models.Model):
     # When a task for it was last sent to the broker; the recovery sweep resends old ones.
     enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed by the worker while the backend works on a running draft (drafts/heartbeat.py);
+    # the recovery sweep takes back a run whose heartbeat went quiet, never one that is slow.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     run_token = models.UUIDField(null=True, blank=True)
@@ -449,6 +452,7 @@ class AuditEvent(models.Model):
         DRAFTED = "drafted", "Drafted"
         DRAFT_FAILED = "draft_failed", "Draft failed"
         DRAFT_RECOVERED = "draft_recovered", "Stalled draft recovered"
+        DRAFT_DISCARDED = "draft_discarded", "Late draft discarded"
         CLAIMED = "claimed", "Claimed"
         LEASE_RENEWED = "lease_renewed", "Lease renewed"
         LEASE_EXPIRED = "lease_expired", "Lease expired"

@@ -379,6 +379,25 @@ if AUDIT_CHECKPOINT_STORAGE not in STORAGES:
         f"not {AUDIT_CHECKPOINT_STORAGE!r}"
     )
 
+# --- Drafts ----------------------------------------------------------------------------------
+# Liveness of drafts (appeals/drafts/heartbeat.py): while the backend works, the worker refreshes
+# the draft's heartbeat every DRAFT_HEARTBEAT_SECONDS; the sweep (every DRAFT_SWEEP_SECONDS) takes
+# back a running draft whose heartbeat is older than DRAFT_STALL_SECONDS (its worker died) and
+# tries it again. A run that keeps beating past DRAFT_MAX_RUN_SECONDS is treated as wedged.
+DRAFT_HEARTBEAT_SECONDS = env_int("DRAFT_HEARTBEAT_SECONDS", 10, minimum=1)
+DRAFT_STALL_SECONDS = env_int("DRAFT_STALL_SECONDS", 60, minimum=2)
+DRAFT_SWEEP_SECONDS = env_int("DRAFT_SWEEP_SECONDS", 30, minimum=1)
+DRAFT_MAX_RUN_SECONDS = env_int("DRAFT_MAX_RUN_SECONDS", 3600, minimum=10)
+DRAFT_MAX_ATTEMPTS = env_int("DRAFT_MAX_ATTEMPTS", 3, minimum=1)
+# A pending draft whose message went to the broker this long ago and was never taken is resent.
+DRAFT_RESEND_SECONDS = env_int("DRAFT_RESEND_SECONDS", 900, minimum=10)
+if DRAFT_STALL_SECONDS <= 2 * DRAFT_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"DRAFT_STALL_SECONDS ({DRAFT_STALL_SECONDS}) must be more than twice "
+        f"DRAFT_HEARTBEAT_SECONDS ({DRAFT_HEARTBEAT_SECONDS}), or a live draft whose heartbeat is "
+        "a little late would be taken back"
+    )
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
@@ -411,7 +430,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-drafts": {
         "task": "appeals.tasks.recover_stalled_drafts",
-        "schedule": 60.0,
+        "schedule": float(DRAFT_SWEEP_SECONDS),
     },
     "sweep-callbacks": {
         "task": "appeals.tasks.sweep_callbacks",
@@ -436,9 +455,6 @@ try:
 except ValueError as _error:
     raise ImproperlyConfigured(str(_error)) from None
 SAFEGUARD_BATCH_SIZE = SAFEGUARD.batch_size
-# A draft still "running" this long after it started is taken back and tried again.
-DRAFT_STALL_SECONDS = env_int("DRAFT_STALL_SECONDS", 900, minimum=10)
-DRAFT_MAX_ATTEMPTS = env_int("DRAFT_MAX_ATTEMPTS", 3, minimum=1)
 
 # --- Policy workbench (evaluation runs and the publish gate) --------------------------------
 # Requests in flight per evaluation run (OpenAI-compatible backend), and items per chunk between

@@ -30,9 +30,16 @@ def celery_worker(
     env: dict | None = None,
     log_path: Path | None = None,
     beat_schedule: Path | None = None,
+    pool: str = "solo",
 ):
-    """Run `celery worker --pool solo` until the block ends; yields the Popen. With
-    `beat_schedule` (a file path) the worker also runs the beat schedule (`--beat`)."""
+    """Run `celery worker --pool solo` (or `pool`, one process) until the block ends; yields the
+    Popen.
+
+    With `beat_schedule` (a file path) the worker also runs the beat schedule (`--beat`), as a
+    deployment's beat process would: the periodic tasks are sent, and this worker takes them if it
+    consumes their queue.
+    """
+    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
     worker_env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -53,7 +60,9 @@ def celery_worker(
             "reviewer",
             "worker",
             "--pool",
-            "solo",
+            pool,
+            "--concurrency",
+            "1",
             "--queues",
             queues,
             "--loglevel",
@@ -62,7 +71,7 @@ def celery_worker(
             "--without-mingle",
             "--hostname",
             f"test-{os.getpid()}-{time.monotonic_ns()}@localhost",
-            *(["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []),
+            *beat,
         ],
         cwd=REPO_ROOT,
         env=worker_env,
@@ -80,6 +89,12 @@ def celery_worker(
                 process.kill()
                 process.wait()
         log.close()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started (a prefork worker's pool), from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "condition"):

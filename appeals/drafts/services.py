@@ -2,7 +2,9 @@
 
 A `Recommendation` moves pending → running → ready | failed, each step a conditional UPDATE so
 that a task delivered twice, or a worker that died half way, never yields two answers for one
-request. The engine itself (policies.safeguard) knows nothing of any of this.
+request. While it runs, the worker keeps its heartbeat fresh (`heartbeat.py`); the recovery sweep
+takes back only drafts whose heartbeat went quiet. The engine itself (policies.safeguard) knows
+nothing of any of this.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from appeals.audit import PendingEvent, record_event, record_events
 from appeals.models import AuditEvent, Case, Recommendation
 from policies.engine import engine_from_settings, policy_spec
 from policies.safeguard.types import CaseSpec, Draft, OriginalDecision
+
+from .heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +133,7 @@ def start_drafts(
             ).update(
                 status=Recommendation.Status.RUNNING,
                 started_at=now,
+                heartbeat_at=now,
                 run_token=token,
                 attempts=F("attempts") + 1,
             )
@@ -179,9 +184,7 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
             id=rec_id, status=Recommendation.Status.RUNNING, run_token=token
         ).update(**fields)
         if not updated:
-            log.info(
-                "recommendation %s was taken over or finished elsewhere; answer dropped", rec_id
-            )
+            _discard_late_draft(rec_id, draft)
             return False
         rec = Recommendation.objects.only("case_id").get(id=rec_id)
         if draft.is_ready:
@@ -214,6 +217,34 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
     return True
 
 
+def _discard_late_draft(rec_id: int, draft: Draft) -> None:
+    """Audit an answer that came back from a run which no longer owns its request (the sweep took
+    it back, or another run finished first): it is not stored, and the trail says so."""
+    rec = Recommendation.objects.filter(id=rec_id).values("case_id", "status").first()
+    if rec is None:
+        return
+    log.warning(
+        "recommendation %s was taken back or finished by another run; this answer is discarded",
+        rec_id,
+    )
+    provenance = draft.provenance
+    record_event(
+        Kind.DRAFT_DISCARDED,
+        case=Case(id=rec["case_id"]),
+        actor_label="worker",
+        source=WORKER,
+        data={
+            "recommendation_id": rec_id,
+            "status_now": rec["status"],
+            "answer": "ready" if draft.is_ready else "failed",
+            "violation": draft.violation,
+            "rule_ids": list(draft.rule_ids),
+            "model_id": provenance.model_id,
+            "latency_ms": provenance.latency_ms,
+        },
+    )
+
+
 def run_drafts(recommendation_ids: Sequence[int]) -> int:
     """Draft the given recommendations through the engine, batching cases under one policy."""
     taken = start_drafts(recommendation_ids)
@@ -225,45 +256,47 @@ def run_drafts(recommendation_ids: Sequence[int]) -> int:
     by_version: dict[int, list[Recommendation]] = defaultdict(list)
     for rec in recs:
         by_version[rec.policy_version_id].append(rec)
-    engine = engine_from_settings()
     today = timezone.now().date()
     stored = 0
-    for group in by_version.values():
-        spec = policy_spec(group[0].policy_version)
-        drafts = engine.draft(
-            spec, [_case_spec(rec.case) for rec in group], conversation_date=today
-        )
-        for rec, draft in zip(group, drafts, strict=True):
-            if draft.failure_reason and draft.failure_reason.value == "not_configured":
-                log.warning("Draft for case %s not run: %s", rec.case_id, draft.failure_detail)
-            stored += finish_draft(rec.id, taken[rec.id], draft)
+    # The heartbeat covers the model's load as well as the drafting: both can take minutes.
+    with Heartbeat(taken):
+        engine = engine_from_settings()
+        for group in by_version.values():
+            spec = policy_spec(group[0].policy_version)
+            drafts = engine.draft(
+                spec, [_case_spec(rec.case) for rec in group], conversation_date=today
+            )
+            for rec, draft in zip(group, drafts, strict=True):
+                if draft.failure_reason and draft.failure_reason.value == "not_configured":
+                    log.warning("Draft for case %s not run: %s", rec.case_id, draft.failure_detail)
+                stored += finish_draft(rec.id, taken[rec.id], draft)
     return stored
 
 
 def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
-    """Put drafts stuck in running past the stall limit back to pending (or fail them for good).
+    """Put running drafts whose heartbeat went quiet back to pending (or fail them for good).
 
-    A worker that dies mid-draft leaves its recommendation running; this is what brings it back.
+    A worker that dies mid-draft leaves its recommendation running with a heartbeat that no longer
+    moves; this is what brings it back. A slow draft keeps beating and is left alone. Rows with no
+    heartbeat (started before heartbeats existed) are judged by when they started.
     """
     now = now or timezone.now()
     limit = now - dt.timedelta(seconds=settings.DRAFT_STALL_SECONDS)
-    stalled = list(
-        Recommendation.objects.filter(
-            status=Recommendation.Status.RUNNING, started_at__lt=limit
-        ).values_list("id", "case_id", "attempts")
+    quiet = Q(status=Recommendation.Status.RUNNING) & (
+        Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, started_at__lt=limit)
     )
+    stalled = list(Recommendation.objects.filter(quiet).values_list("id", "case_id", "attempts"))
     retry_ids = []
     for rec_id, case_id, attempts in stalled:
         with transaction.atomic():
-            base = Recommendation.objects.filter(
-                Q(id=rec_id), Q(status=Recommendation.Status.RUNNING), Q(started_at__lt=limit)
-            )
+            # Judged again in the UPDATE itself: a beat that landed since the read keeps the run.
+            base = Recommendation.objects.filter(quiet, id=rec_id)
             if attempts >= settings.DRAFT_MAX_ATTEMPTS:
                 updated = base.update(
                     status=Recommendation.Status.FAILED,
                     failure_reason="timeout",
-                    failure_detail=f"the draft stalled {attempts} times (the worker stopped or "
-                    f"ran past {settings.DRAFT_STALL_SECONDS} s); request it again",
+                    failure_detail=f"the draft's worker went quiet {attempts} times (no "
+                    f"heartbeat for {settings.DRAFT_STALL_SECONDS} s); request it again",
                     finished_at=now,
                     run_token=None,
                 )
@@ -289,10 +322,13 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
                 )
                 if kind == Kind.DRAFT_RECOVERED:
                     retry_ids.append(rec_id)
-    # Requests never picked up (the broker was down when they were made, or lost a message).
+    # Requests never picked up (the broker was down when they were made, or lost a message). One
+    # whose message is in the broker waits DRAFT_RESEND_SECONDS, not the stall limit: behind a
+    # long backlog it is queued, not lost, and resending it every sweep would only grow the queue.
+    resend_limit = now - dt.timedelta(seconds=settings.DRAFT_RESEND_SECONDS)
     forgotten = list(
         Recommendation.objects.filter(status=Recommendation.Status.PENDING, requested_at__lt=limit)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=limit))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=resend_limit))
         .exclude(id__in=retry_ids)
         .values_list("id", flat=True)[:10_000]
     )

@@ -49,6 +49,7 @@ def model_env(tiny_model):
         "SAFEGUARD_DEVICE": "cpu",
         "SAFEGUARD_MAX_NEW_TOKENS": "256",
         "DRAFT_STALL_SECONDS": "10",
+        "DRAFT_HEARTBEAT_SECONDS": "2",
     }
 
 
