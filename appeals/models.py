@@ -440,7 +440,8 @@ class Decision(models.Model):
                 name="decision_action_matches_outcome",
             ),
             # The rules' exact match is their overlap being whole: one is never stored without
-            # the other, and an overlap is a fraction.
+            # the other, and an overlap is a fraction. (Each branch says NOT NULL explicitly: a
+            # comparison with NULL is unknown, and a CHECK lets unknown through.)
             *(
                 models.CheckConstraint(
                     condition=Q(
@@ -449,9 +450,18 @@ class Decision(models.Model):
                             f"{prefix}rules_agree__isnull": True,
                         }
                     )
-                    | Q(**{f"{prefix}rules_overlap": 1.0, f"{prefix}rules_agree": True})
                     | Q(
                         **{
+                            f"{prefix}rules_overlap__isnull": False,
+                            f"{prefix}rules_agree__isnull": False,
+                            f"{prefix}rules_overlap": 1.0,
+                            f"{prefix}rules_agree": True,
+                        }
+                    )
+                    | Q(
+                        **{
+                            f"{prefix}rules_overlap__isnull": False,
+                            f"{prefix}rules_agree__isnull": False,
                             f"{prefix}rules_overlap__gte": 0.0,
                             f"{prefix}rules_overlap__lt": 1.0,
                             f"{prefix}rules_agree": False,

@@ -101,10 +101,10 @@ class Migration(migrations.Migration):
         migrations.RunPython(compute_agreement, migrations.RunPython.noop, elidable=True),
         migrations.AddConstraint(
             model_name='decision',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('rules_agree__isnull', True), ('rules_overlap__isnull', True)), models.Q(('rules_agree', True), ('rules_overlap', 1.0)), models.Q(('rules_agree', False), ('rules_overlap__gte', 0.0), ('rules_overlap__lt', 1.0)), _connector='OR'), name='decision_rules_agreement_consistent'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('rules_agree__isnull', True), ('rules_overlap__isnull', True)), models.Q(('rules_agree', True), ('rules_agree__isnull', False), ('rules_overlap', 1.0), ('rules_overlap__isnull', False)), models.Q(('rules_agree', False), ('rules_agree__isnull', False), ('rules_overlap__gte', 0.0), ('rules_overlap__isnull', False), ('rules_overlap__lt', 1.0)), _connector='OR'), name='decision_rules_agreement_consistent'),
         ),
         migrations.AddConstraint(
             model_name='decision',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('blind_rules_agree__isnull', True), ('blind_rules_overlap__isnull', True)), models.Q(('blind_rules_agree', True), ('blind_rules_overlap', 1.0)), models.Q(('blind_rules_agree', False), ('blind_rules_overlap__gte', 0.0), ('blind_rules_overlap__lt', 1.0)), _connector='OR'), name='decision_blind_rules_agreement_consistent'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('blind_rules_agree__isnull', True), ('blind_rules_overlap__isnull', True)), models.Q(('blind_rules_agree', True), ('blind_rules_agree__isnull', False), ('blind_rules_overlap', 1.0), ('blind_rules_overlap__isnull', False)), models.Q(('blind_rules_agree', False), ('blind_rules_agree__isnull', False), ('blind_rules_overlap__gte', 0.0), ('blind_rules_overlap__isnull', False), ('blind_rules_overlap__lt', 1.0)), _connector='OR'), name='decision_blind_rules_agreement_consistent'),
         ),
     ]
