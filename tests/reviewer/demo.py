@@ -228,11 +228,20 @@ def history(platform, *, alice, bob, carol, n: int = 36) -> None:
             elif model_says and i % 9 == 8:
                 rules = ["HR2.a" if harassment else "SP2.a"]
             action = "label" if i % 5 == 2 else "restrict" if i % 11 == 7 else "remove"
-            decide(reviewer, case, outcome, action, rules, blind_call=blind)
+            decide(
+                reviewer,
+                case,
+                outcome,
+                action,
+                rules,
+                blind_call=blind,
+                blind_rule_ids=rules if blind == "violating" else (),
+            )
             if reviewer != carol and not harassment and action == "remove":
                 removed.append(case)
         else:
-            decide(reviewer, case, outcome, "none", blind_call=blind)
+            blind_rules = [("HR1.a" if harassment else "SP2.b")] if blind == "violating" else ()
+            decide(reviewer, case, outcome, "none", blind_call=blind, blind_rule_ids=blind_rules)
         # Spread over the last four weeks, for the week-by-week table.
         weeks_ago = i % 4
         _backdate(case, hours=2 + i % 9 + 24 * 7 * weeks_ago)
