@@ -200,6 +200,12 @@ call_command("migrate", "appeals", "0007", verbosity=0)
 call_command("migrate", "appeals", "0008", verbosity=0)
 for d in Decision.objects.filter(id__in=made).order_by("id"):
     print(d.model_action, d.agrees_with_model, d.rules_agree, d.rules_overlap, d.action_agrees)
+# The quality page's queries on SQLite (the embedded default) too.
+from reviewer import quality
+r = quality.build_report()
+o = r.overall
+print(o.n, o.verdict.agreed, o.rules_n, o.rules_exact, o.action.agreed, round(o.rules_overlap_mean, 4),
+      [g.label for g in r.by_rule], len(r.by_week), r.by_language, [g.label for g in r.by_policy_version])
 """
 
 
@@ -221,9 +227,10 @@ def test_the_migration_computes_the_levels_of_existing_decisions(tmp_path):
         timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[-4:] == [
+    assert result.stdout.splitlines()[-5:] == [
         "remove True True 1.0 True",
         "remove True False 0.0 False",
         "remove True False 0.5 True",
         " None None None None",
+        "3 3 3 1 2 0.5 ['SP2.b'] 1 [] ['spam v1']",
     ]

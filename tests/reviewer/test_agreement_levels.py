@@ -29,6 +29,8 @@ import json
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -317,3 +319,20 @@ def test_the_exports_carry_the_three_levels_as_computed_by_hand(client, erin, da
                 )
                 for r in blind
             ] == [(V, False, False, 0.0, False)]
+
+
+@pytest.mark.django_db
+def test_the_page_costs_the_same_queries_however_many_decisions(client, erin, alice, platform, day):
+    client.force_login(erin)
+    with CaptureQueriesContext(connection) as report_queries:
+        quality.build_report()
+    assert len(report_queries) == 9
+    with CaptureQueriesContext(connection) as before:
+        assert client.get(reverse("quality")).status_code == 200
+    for language in ("fr", "es", "it", "fr", "nl"):
+        case = _case(platform, violation=True, rule_ids=["SP2.a"], metadata={"language": language})
+        decide(alice, case, V, "label", ["SP2.b"], blind_call=V, blind_rule_ids=["SP2.a"])
+    with CaptureQueriesContext(connection) as after:
+        page = client.get(reverse("quality")).content.decode()
+    assert len(after) == len(before)
+    assert _cells(page, "by-language", "fr")["verdict"] == "100.0%"
