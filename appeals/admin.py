@@ -90,7 +90,16 @@ class RecommendationAdmin(ReadOnlyAdmin):
 
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyAdmin):
-    list_display = ("case", "outcome", "action", "decided_by", "decided_at", "agrees_with_model")
+    list_display = (
+        "case",
+        "outcome",
+        "action",
+        "decided_by",
+        "decided_at",
+        "agrees_with_model",
+        "rules_agree",
+        "action_agrees",
+    )
 
 
 @admin.register(AuditEvent)

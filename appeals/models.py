@@ -415,12 +415,22 @@ class Decision(models.Model):
     model_outcome = models.CharField(max_length=13, choices=Outcome, blank=True)
     agrees_with_model = models.BooleanField(null=True)
     accepted_recommendation = models.BooleanField(default=False)
+    # Agreement beyond the verdict (see appeals/review/agreement.py): the action the model's
+    # outcome implies, whether the action and the cited rules match it, and the rules' overlap
+    # (Jaccard). None where not compared: no model verdict, or no rule cited on either side.
+    model_action = models.CharField(max_length=8, choices=Action, blank=True)
+    action_agrees = models.BooleanField(null=True)
+    rules_agree = models.BooleanField(null=True)
+    rules_overlap = models.FloatField(null=True, blank=True)
 
     # Blind-first: the reviewer's own call before the draft was shown, if the queue hid it.
     recommendation_shown = models.BooleanField(default=True)
     blind_outcome = models.CharField(max_length=13, choices=Outcome, blank=True)
     blind_rule_ids = models.JSONField(default=list, blank=True)
     blind_agrees_with_model = models.BooleanField(null=True)
+    blind_action_agrees = models.BooleanField(null=True)
+    blind_rules_agree = models.BooleanField(null=True)
+    blind_rules_overlap = models.FloatField(null=True, blank=True)
 
     claimed_at = models.DateTimeField(null=True, blank=True)
 
@@ -431,6 +441,38 @@ class Decision(models.Model):
                 | Q(outcome="not_violating", action="none")
                 | Q(outcome__in=["uphold", "overturn"]),
                 name="decision_action_matches_outcome",
+            ),
+            # The rules' exact match is their overlap being whole: one is never stored without
+            # the other, and an overlap is a fraction. (Each branch says NOT NULL explicitly: a
+            # comparison with NULL is unknown, and a CHECK lets unknown through.)
+            *(
+                models.CheckConstraint(
+                    condition=Q(
+                        **{
+                            f"{prefix}rules_overlap__isnull": True,
+                            f"{prefix}rules_agree__isnull": True,
+                        }
+                    )
+                    | Q(
+                        **{
+                            f"{prefix}rules_overlap__isnull": False,
+                            f"{prefix}rules_agree__isnull": False,
+                            f"{prefix}rules_overlap": 1.0,
+                            f"{prefix}rules_agree": True,
+                        }
+                    )
+                    | Q(
+                        **{
+                            f"{prefix}rules_overlap__isnull": False,
+                            f"{prefix}rules_agree__isnull": False,
+                            f"{prefix}rules_overlap__gte": 0.0,
+                            f"{prefix}rules_overlap__lt": 1.0,
+                            f"{prefix}rules_agree": False,
+                        }
+                    ),
+                    name=f"decision_{prefix}rules_agreement_consistent",
+                )
+                for prefix in ("", "blind_")
             ),
         ]
         indexes = [models.Index(fields=["decided_at"], name="decision_decided_at")]

@@ -41,14 +41,21 @@ def seed_decisions() -> float:
             INSERT INTO appeals_decision (case_id, decided_by_id, decided_at, outcome, action,
                 rule_ids, note, recommendation_id, model_outcome, agrees_with_model,
                 accepted_recommendation, recommendation_shown, blind_outcome, blind_rule_ids,
-                blind_agrees_with_model, claimed_at)
+                blind_agrees_with_model, claimed_at, model_action, action_agrees, rules_agree,
+                rules_overlap)
             SELECT c.id, %s, c.created_at + make_interval(mins => (5 + c.id %% 600)::int),
                    CASE WHEN c.id %% 4 = 0 THEN 'violating' ELSE 'not_violating' END,
                    CASE WHEN c.id %% 4 = 0 THEN 'remove' ELSE 'none' END,
                    CASE WHEN c.id %% 4 = 0 THEN '["SP2.a"]' ELSE '[]' END::jsonb,
                    '', r.id, CASE WHEN r.violation THEN 'violating' ELSE 'not_violating' END,
                    (c.id %% 4 = 0) = r.violation, false, true, '', '[]'::jsonb, NULL,
-                   c.created_at + make_interval(mins => (c.id %% 5)::int)
+                   c.created_at + make_interval(mins => (c.id %% 5)::int),
+                   CASE WHEN r.violation THEN 'remove' ELSE 'none' END,
+                   (c.id %% 4 = 0) = r.violation,
+                   -- The model cites SP2.a on every third case, the reviewer on every fourth.
+                   CASE WHEN c.id %% 3 = 0 OR c.id %% 4 = 0 THEN (c.id %% 3 = 0) = (c.id %% 4 = 0) END,
+                   CASE WHEN c.id %% 3 = 0 OR c.id %% 4 = 0
+                        THEN CASE WHEN c.id %% 12 = 0 THEN 1.0 ELSE 0.0 END END
             FROM appeals_case c JOIN appeals_recommendation r ON r.case_id = c.id
             WHERE c.status = 'decided'
             """,

@@ -92,12 +92,27 @@ def appeal(
     return intake.receive_appeal(platform=platform, payload=payload).case
 
 
-def decide(reviewer, case, outcome, action="", rule_ids=(), *, blind_call=None, **decision):
-    """Claim `case` as `reviewer` and decide it; `blind_call` records their own call first."""
+def decide(
+    reviewer,
+    case,
+    outcome,
+    action="",
+    rule_ids=(),
+    *,
+    blind_call=None,
+    blind_rule_ids=(),
+    **decision,
+):
+    """Claim `case` as `reviewer` and decide it; `blind_call` (with `blind_rule_ids`) records
+    their own call first."""
     claimed = queueing.claim_case(reviewer=reviewer, case_id=case.id)
     if blind_call:
         decisions.record_blind_call(
-            reviewer=reviewer, case_id=case.id, lease_token=claimed.lease_token, outcome=blind_call
+            reviewer=reviewer,
+            case_id=case.id,
+            lease_token=claimed.lease_token,
+            outcome=blind_call,
+            rule_ids=blind_rule_ids,
         )
     return decisions.decide_case(
         reviewer=reviewer,

@@ -84,6 +84,16 @@ COLUMN_TABLE = (
     Column("appealed_decision_id"),
     Column("appeal_outcome"),
     Column("appeal_decided_at"),
+    # Agreement on three levels (appeals/review/agreement.py): verdict is `agrees_with_model`.
+    Column("model_action"),
+    Column("action_agrees", FLAG),
+    Column("rules_agree", FLAG),
+    Column("rules_overlap"),
+    Column("blind_outcome"),
+    Column("blind_agrees_with_model", FLAG),
+    Column("blind_action_agrees", FLAG),
+    Column("blind_rules_agree", FLAG),
+    Column("blind_rules_overlap"),
     Column("notice", NOTICE),
 )
 COLUMNS = tuple(column.name for column in COLUMN_TABLE)
@@ -260,6 +270,15 @@ def _row(raw: tuple, ctx: _Context) -> list:
         original_decided_at,
         appealed_decision_id,
         appeal,
+        model_action,
+        action_agrees,
+        rules_agree,
+        rules_overlap,
+        blind_outcome,
+        blind_agrees,
+        blind_action_agrees,
+        blind_rules_agree,
+        blind_rules_overlap,
     ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
     appeal_outcome = appeal_decided_at = None
@@ -355,6 +374,15 @@ def _row(raw: tuple, ctx: _Context) -> list:
         appealed_decision_id,
         appeal_outcome,
         appeal_decided_at,
+        model_action,
+        action_agrees,
+        rules_agree,
+        None if rules_overlap is None else round(rules_overlap, 4),
+        blind_outcome,
+        blind_agrees,
+        blind_action_agrees,
+        blind_rules_agree,
+        None if blind_rules_overlap is None else round(blind_rules_overlap, 4),
         notice,
     ]
 

@@ -83,6 +83,15 @@ _FIELDS = (
     "original_decided_at_iso",
     "case__appealed_decision_id",
     "appeal",
+    "model_action",
+    "action_agrees",
+    "rules_agree",
+    "rules_overlap",
+    "blind_outcome",
+    "blind_agrees_with_model",
+    "blind_action_agrees",
+    "blind_rules_agree",
+    "blind_rules_overlap",
 )
 
 

@@ -16,6 +16,7 @@ from appeals.disclosure import hooks
 from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
 from appeals.models import AuditEvent, Case, Decision, QueueSetting
 
+from . import agreement
 from .permissions import require_queue
 from .queueing import clear_lease, locked_case_with_lease
 
@@ -130,11 +131,22 @@ def decide_case(
         # flight shows its progress instead); a blind-first queue showed it after the blind call.
         latest = latest_recommendation(case)
         shown = recommendation is not None and latest is not None and latest.id == recommendation.id
-        known = case.policy_version.rules.values_list("rule_id", flat=True)
+        known = list(case.policy_version.rules.values_list("rule_id", flat=True))
         accepted = shown and outcomes.accepts_recommendation(
             case, recommendation, known, outcome=outcome, action=action, rule_ids=rule_ids
         )
         blind_outcome = blind["outcome"] if blind else ""
+        # Verdict, rules and action, for the final decision and the blind call (`agreement`).
+        levels = agreement.decision_fields(
+            case,
+            recommendation,
+            known,
+            outcome=outcome,
+            action=action,
+            rule_ids=rule_ids,
+            blind_outcome=blind_outcome,
+            blind_rule_ids=blind["rule_ids"] if blind else (),
+        )
         decision = Decision.objects.create(
             case=case,
             decided_by=reviewer,
@@ -145,15 +157,12 @@ def decide_case(
             note=note.strip(),
             recommendation=recommendation,
             model_outcome=model_outcome,
-            agrees_with_model=(outcome == model_outcome) if model_outcome else None,
             accepted_recommendation=accepted,
             recommendation_shown=shown,
             blind_outcome=blind_outcome,
             blind_rule_ids=blind["rule_ids"] if blind else [],
-            blind_agrees_with_model=(blind_outcome == model_outcome)
-            if (blind and model_outcome)
-            else None,
             claimed_at=case.claimed_at,
+            **levels,
         )
         case.status = Case.Status.DECIDED
         case.save(update_fields=["status", *clear_lease(case)])
@@ -172,6 +181,9 @@ def decide_case(
                         "recommendation_id": recommendation.id if recommendation else None,
                         "model_outcome": model_outcome,
                         "agrees_with_model": decision.agrees_with_model,
+                        "rules_agree": decision.rules_agree,
+                        "rules_overlap": decision.rules_overlap,
+                        "action_agrees": decision.action_agrees,
                         "accepted_recommendation": decision.accepted_recommendation,
                     },
                 )

@@ -12,7 +12,7 @@ import itertools
 
 from django.utils import timezone
 
-from appeals.models import Case
+from appeals.models import Case, Decision
 from appeals.review import queueing
 from tests.builders import appeal, decide, flag, make_policy
 from tests.media_server import png_bytes
@@ -197,6 +197,8 @@ def history(platform, *, alice, bob, carol, n: int = 36) -> None:
             content=content,
             author_id=f"u-{100 + i % 7}",
             external_id=f"old-{next(_ids)}",
+            # Some platforms say which language an item is in (the quality page groups by it).
+            metadata={"language": "en"} if i % 2 == 0 else {"language": "de"} if i % 6 == 1 else {},
         )
         rule = (
             ("HR1.a" if harassment else "SP2.b")
@@ -218,19 +220,34 @@ def history(platform, *, alice, bob, carol, n: int = 36) -> None:
         if i % 4 == 3:
             blind = outcome if i % 8 != 3 else ("not_violating" if reviewer_says else "violating")
         if reviewer_says:
+            # Agreeing on the verdict is not agreeing on everything: some reviewers cite another
+            # rule or an extra one, and some label or restrict where the model implies removal.
+            rules = [rule if model_says else ("HR1.a" if harassment else "SP2.b")]
+            if model_says and i % 7 == 4:
+                rules.append("HR1.b" if harassment else "SP3.a")
+            elif model_says and i % 9 == 8:
+                rules = ["HR2.a" if harassment else "SP2.a"]
+            action = "label" if i % 5 == 2 else "restrict" if i % 11 == 7 else "remove"
             decide(
                 reviewer,
                 case,
                 outcome,
-                "remove",
-                [rule if model_says else ("HR1.a" if harassment else "SP2.b")],
+                action,
+                rules,
                 blind_call=blind,
+                blind_rule_ids=rules if blind == "violating" else (),
             )
-            if reviewer != carol and not harassment:
+            if reviewer != carol and not harassment and action == "remove":
                 removed.append(case)
         else:
-            decide(reviewer, case, outcome, "none", blind_call=blind)
-        _backdate(case, hours=2 + i % 9)
+            blind_rules = [("HR1.a" if harassment else "SP2.b")] if blind == "violating" else ()
+            decide(reviewer, case, outcome, "none", blind_call=blind, blind_rule_ids=blind_rules)
+        # Spread over the last four weeks, for the week-by-week table.
+        weeks_ago = i % 4
+        _backdate(case, hours=2 + i % 9 + 24 * 7 * weeks_ago)
+        Decision.objects.filter(case=case).update(
+            decided_at=timezone.now() - dt.timedelta(weeks=weeks_ago, minutes=30)
+        )
     for j, case in enumerate(removed[:4]):
         appealed = appeal(
             platform,

@@ -79,9 +79,9 @@ def test_report_over_casework(alice, bob, carol, platform, spam_policy):
     with CaptureQueriesContext(connection) as ctx:
         report = quality.build_report()
     assert len(ctx.captured_queries) <= 10
-    assert (report.overall.n, report.overall.agreed) == (3, 2)
+    assert (report.overall.n, report.overall.verdict.agreed) == (3, 2)
     reviewers = {row.label: row for row in report.by_reviewer}
-    assert reviewers["alice"].rate == 1.0 and reviewers["bob"].rate == 0.0
+    assert reviewers["alice"].verdict.rate == 1.0 and reviewers["bob"].verdict.rate == 0.0
     assert [row.label for row in report.by_rule] == ["SP2.b"]
     assert [row.label for row in report.by_policy_version] == ["spam v1"]
     assert report.totals.overturned == 1 and report.totals.overturn_rate == 1.0
