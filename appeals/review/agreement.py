@@ -1,7 +1,7 @@
 """Agreement between the model's recommendation and a person's call, on three levels.
 
 The one place these are worked out; the decide service stores them on the decision, the data
-migration `0008_three_level_agreement` filled them in for older decisions, and the quality page
+migration `0011_three_level_agreement` filled them in for older decisions, and the quality page
 and the exports only read what was stored.
 
 - **Verdict**: the person's outcome is the outcome the model's verdict means for the case

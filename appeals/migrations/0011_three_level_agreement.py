@@ -57,7 +57,7 @@ def compute_agreement(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('appeals', '0007_media_assets'),
+        ('appeals', '0010_draft_heartbeat'),
         ('policies', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
