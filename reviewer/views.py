@@ -40,6 +40,7 @@ from appeals.review.decisions import (
     is_blind_first,
     record_blind_call,
 )
+from appeals.review.appeal_links import prior_final_decision
 from appeals.review.permissions import (
     can_work_queue,
     require_queue,
@@ -56,6 +57,7 @@ from appeals.review.queueing import (
 )
 from policies.models import Policy, PolicyRule, PolicyVersion
 
+from . import blind_first as blind_first_rules
 from . import quality
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
 from .unrenderable import set_aside_unrenderable_case
@@ -269,15 +271,20 @@ def queue_list(request, queue):
     form = QueueFilterForm(request.GET, policies=policies)
     filters = form.filters()
 
-    cases = Case.objects.filter(queue=queue, status=filters["status"]).annotate(
-        model_violation=_model_verdict_subquery()
-    )
+    # Blind-first: open cases carry no trace of the model's draft, not even as a filter.
+    hide_model = blind_first_rules.hides_queue_verdicts(queue, filters["status"])
+    if is_blind_first(queue):
+        form.fields.pop("verdict", None)
+        filters.pop("verdict", None)
+    cases = Case.objects.filter(queue=queue, status=filters["status"])
+    if not hide_model:
+        cases = cases.annotate(model_violation=_model_verdict_subquery())
     if filters.get("policy"):
         cases = cases.filter(policy_version__policy_id=filters["policy"])
     if filters.get("source"):
         cases = cases.filter(item__source=filters["source"])
     verdict = filters.get("verdict")
-    if verdict:
+    if verdict and not hide_model:
         if verdict == "none":
             cases = cases.filter(model_violation__isnull=True)
         else:
@@ -321,6 +328,7 @@ def queue_list(request, queue):
             "first_query": first_query,
             "now": now,
             "can_work": can_work_queue(user, queue),
+            "hide_model": hide_model,
         },
     )
 
@@ -335,6 +343,7 @@ def _case_queryset():
         "policy_version__policy",
         "claimed_by",
         "decision__decided_by",
+        "decision__supersedes",
         "appealed_decision__decided_by",
     )
 
@@ -344,6 +353,13 @@ def _decision_of(case: Case) -> Decision | None:
         return case.decision
     except Decision.DoesNotExist:
         return None
+
+
+def _superseded_by(case: Case) -> Decision | None:
+    decision = _decision_of(case)
+    if decision is None:
+        return None
+    return Decision.objects.filter(supersedes=decision).first()
 
 
 def _blind_first(queue: str) -> bool:
@@ -375,6 +391,10 @@ def _draft_view(case: Case, user, *, blind_first: bool, known_rule_ids: set[str]
     if blind_first and case.status == Case.Status.OPEN:
         blind_call = blind_call_for(case, user)
         hidden = blind_call is None
+    if not hidden:
+        # The same content's draft on another case of the item is the same verdict: hidden too
+        # while this user owes a blind call on an open blind-first case of that item.
+        hidden = blind_first_rules.owes_blind_call_on_item(case, user)
     accept = acceptance(case, rec, known_rule_ids) if rec is not None and rec.is_ready else None
     if accept is None:
         return DraftView(rec, hidden, blind_call, "", [], "", "")
@@ -427,7 +447,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         decision_form = DecisionForm(
             initial=initial, case=case, rule_ids=[r["rule_id"] for r in rules]
         )
-        if draft.hidden_until_blind_call:
+        if draft.hidden_until_blind_call and blind_first and draft.blind_call is None:
             blind_form = BlindCallForm(
                 initial=initial, case=case, rule_ids=[r["rule_id"] for r in rules]
             )
@@ -437,6 +457,8 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         .order_by("id")
         .values("id", "kind", "actor_label", "source", "created_at", "data")[:TIMELINE_LIMIT]
     )
+    if draft.hidden_until_blind_call:
+        timeline = blind_first_rules.redact_timeline(timeline)
     for event in timeline:
         event["label"] = (
             AuditEvent.Kind(event["kind"]).label
@@ -472,6 +494,8 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         and case.lease_is_live(now=now)
         and case.claimed_by_id != user.id,
         "decision_form": decision_form,
+        "prior_decision": prior_final_decision(case) if holds_lease else None,
+        "superseded_by": _superseded_by(case),
         "blind_form": blind_form,
         "errors": list(errors),
         "timeline": timeline,
@@ -573,6 +597,7 @@ def case_decide(request, case_id):
             action=data["action"],
             rule_ids=data["rule_ids"],
             note=data["note"],
+            supersedes=data.get("supersedes"),
         )
     except ValidationError as error:
         return _render_case(request, case, errors=_error_messages(error), status=400)

@@ -84,6 +84,11 @@ COLUMN_TABLE = (
     Column("appealed_decision_id"),
     Column("appeal_outcome"),
     Column("appeal_decided_at"),
+    # Appeal links (issue 11.3): the decision this one supersedes, the one that superseded it,
+    # and where an appeal's stated original decision differs from the recorded one.
+    Column("supersedes_decision_id"),
+    Column("superseded_by_decision_id"),
+    Column("original_mismatch", TEXT),
     Column("notice", NOTICE),
 )
 COLUMNS = tuple(column.name for column in COLUMN_TABLE)
@@ -260,6 +265,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         original_decided_at,
         appealed_decision_id,
         appeal,
+        supersedes_id,
+        superseded_by_id,
+        mismatch,
     ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
     appeal_outcome = appeal_decided_at = None
@@ -355,6 +363,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         appealed_decision_id,
         appeal_outcome,
         appeal_decided_at,
+        supersedes_id,
+        superseded_by_id,
+        " ".join(ctx.rule_ids(mismatch)) or None,
         notice,
     ]
 

@@ -83,6 +83,9 @@ _FIELDS = (
     "original_decided_at_iso",
     "case__appealed_decision_id",
     "appeal",
+    "supersedes_id",
+    "superseded_by_decision_id",
+    "case__original_mismatch",
 )
 
 
@@ -175,6 +178,7 @@ def rows_queryset(filters: ExportFilters):
             ),
             original_decided_at_iso=IsoTime("case__original_decided_at"),
             appeal=Subquery(latest_appeal),
+            superseded_by_decision_id=F("superseded_by__id"),
         )
         .order_by("id")
         .values_list(*_FIELDS)
