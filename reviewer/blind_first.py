@@ -19,14 +19,11 @@ def blind_first_queues() -> set[str]:
     return set(QueueSetting.objects.filter(blind_first=True).values_list("queue", flat=True))
 
 
-def hides_queue_verdicts(queue: str, status: str) -> bool:
-    """Does the queue list withhold the model's verdicts (open cases of a blind-first queue)?"""
-    return status == Case.Status.OPEN and queue in blind_first_queues()
-
-
-def owes_blind_call_on_item(case: Case, user) -> bool:
+def owes_blind_call_on_item(case: Case, user, *, queues=None) -> bool:
     """Does `user` still owe a blind call on an open blind-first case of this case's item?"""
-    queues = [q for q in blind_first_queues() if can_work_queue(user, q)]
+    queues = [
+        q for q in (blind_first_queues() if queues is None else queues) if can_work_queue(user, q)
+    ]
     if not queues:
         return False
     pending = (

@@ -34,13 +34,13 @@ from appeals.models import (
     Recommendation,
 )
 from appeals.outcomes import acceptance
+from appeals.review.appeal_links import prior_final_decision
 from appeals.review.decisions import (
     blind_call_for,
     decide_case,
     is_blind_first,
     record_blind_call,
 )
-from appeals.review.appeal_links import prior_final_decision
 from appeals.review.permissions import (
     can_work_queue,
     require_queue,
@@ -272,8 +272,9 @@ def queue_list(request, queue):
     filters = form.filters()
 
     # Blind-first: open cases carry no trace of the model's draft, not even as a filter.
-    hide_model = blind_first_rules.hides_queue_verdicts(queue, filters["status"])
-    if is_blind_first(queue):
+    blind = is_blind_first(queue)
+    hide_model = blind and filters["status"] == Case.Status.OPEN
+    if blind:
         form.fields.pop("verdict", None)
         filters.pop("verdict", None)
     cases = Case.objects.filter(queue=queue, status=filters["status"])
@@ -344,6 +345,7 @@ def _case_queryset():
         "claimed_by",
         "decision__decided_by",
         "decision__supersedes",
+        "decision__superseded_by",
         "appealed_decision__decided_by",
     )
 
@@ -357,9 +359,10 @@ def _decision_of(case: Case) -> Decision | None:
 
 def _superseded_by(case: Case) -> Decision | None:
     decision = _decision_of(case)
-    if decision is None:
+    try:
+        return decision.superseded_by if decision is not None else None
+    except Decision.DoesNotExist:
         return None
-    return Decision.objects.filter(supersedes=decision).first()
 
 
 def _blind_first(queue: str) -> bool:
@@ -384,7 +387,9 @@ class DraftView:
         return rec is not None and rec.is_ready and not self.hidden_until_blind_call
 
 
-def _draft_view(case: Case, user, *, blind_first: bool, known_rule_ids: set[str]) -> DraftView:
+def _draft_view(
+    case: Case, user, *, blind_first: bool, known_rule_ids: set[str], blind_queues=frozenset()
+) -> DraftView:
     rec = latest_recommendation(case)
     blind_call = None
     hidden = False
@@ -394,7 +399,7 @@ def _draft_view(case: Case, user, *, blind_first: bool, known_rule_ids: set[str]
     if not hidden:
         # The same content's draft on another case of the item is the same verdict: hidden too
         # while this user owes a blind call on an open blind-first case of that item.
-        hidden = blind_first_rules.owes_blind_call_on_item(case, user)
+        hidden = blind_first_rules.owes_blind_call_on_item(case, user, queues=blind_queues)
     accept = acceptance(case, rec, known_rule_ids) if rec is not None and rec.is_ready else None
     if accept is None:
         return DraftView(rec, hidden, blind_call, "", [], "", "")
@@ -433,8 +438,11 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         .values("rule_id", "text")
     )
     known = {rule["rule_id"] for rule in rules}
-    blind_first = _blind_first(case.queue)
-    draft = _draft_view(case, user, blind_first=blind_first, known_rule_ids=known)
+    blind_queues = blind_first_rules.blind_first_queues()
+    blind_first = case.queue in blind_queues
+    draft = _draft_view(
+        case, user, blind_first=blind_first, known_rule_ids=known, blind_queues=blind_queues
+    )
     holds_lease = (
         case.status == Case.Status.OPEN
         and case.claimed_by_id == user.id

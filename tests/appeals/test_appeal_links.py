@@ -190,9 +190,7 @@ def test_a_mismatch_between_the_platforms_account_and_the_record_is_shown_and_ex
     assert "The platform's account differs from the recorded decision." in page
     assert "The platform cites SP2.b; case #" in page
 
-    upheld = decide(
-        carol, complaint, outcome="uphold", rule_ids=["SP2.b"], supersedes=decision.id
-    )
+    upheld = decide(carol, complaint, outcome="uphold", rule_ids=["SP2.b"], supersedes=decision.id)
     row = _export_rows(erin)[upheld.id]
     assert row["original_mismatch"] == " ".join(complaint.original_mismatch)
     assert _export_rows(erin)[decision.id]["original_mismatch"] is None
