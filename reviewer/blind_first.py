@@ -34,12 +34,22 @@ def owes_blind_call_on_item(case: Case, user, *, queues=None) -> bool:
     return pending
 
 
+# What a decision's event says of the model: its verdict can be read back from these.
+MODEL_FACTS = frozenset(
+    {"model_outcome", "agrees_with_model", "accepted_recommendation", "recommendation_id"}
+)
+
+
 def redact_timeline(timeline: list[dict]) -> list[dict]:
-    """The timeline with the draft's facts (verdict, rules, confidence, model) withheld."""
+    """The timeline with the draft's facts (verdict, rules, confidence, model) withheld, and what
+    a decision's event says of the model (agreement, acceptance)."""
     redacted = []
     for event in timeline:
         if event["kind"] in DRAFT_EVENT_KINDS:
             event = {**event, "data": {}, "actor_label": "the model"}
+        elif isinstance(event["data"], dict) and MODEL_FACTS & event["data"].keys():
+            data = {k: v for k, v in event["data"].items() if k not in MODEL_FACTS}
+            event = {**event, "data": data}
         redacted.append(event)
     return redacted
 

@@ -26,6 +26,11 @@ TRACES = (
     "pill pill-danger",
     "Model verdict",
     "model:",
+    "agrees with the model",
+    "differs from the model",
+    "accepted the draft",
+    "agrees with model</span>",
+    "accepted recommendation</span>",
 )
 
 
@@ -131,7 +136,8 @@ def test_another_case_of_the_same_item_withholds_its_draft_too(platform, spam_po
     decisions.record_blind_call(
         reviewer=senior, case_id=complaint.id, lease_token=claimed.lease_token, outcome="uphold"
     )
-    assert SECRET_RATIONALE in client.get(f"/cases/{case.id}/").content.decode()
+    flag_page = client.get(f"/cases/{case.id}/").content.decode()
+    assert SECRET_RATIONALE in flag_page and "agrees with the model" in flag_page
     assert SECRET_RATIONALE in client.get(f"/cases/{complaint.id}/").content.decode()
 
 
