@@ -34,7 +34,7 @@ from appeals.models import (
     Recommendation,
 )
 from appeals.outcomes import acceptance
-from appeals.review.appeal_links import prior_final_decision
+from appeals.review.appeal_links import decider_conflict, prior_final_decision
 from appeals.review.decisions import (
     blind_call_for,
     decide_case,
@@ -297,7 +297,7 @@ def queue_list(request, queue):
         cases = cases.filter(_after_cursor(cursor))
     page = list(
         cases.select_related(
-            "item", "policy_version__policy", "claimed_by", "decision"
+            "item", "policy_version__policy", "claimed_by", "decision", "appealed_decision"
         ).queue_order()[: QUEUE_PAGE_SIZE + 1]
     )
     has_next = len(page) > QUEUE_PAGE_SIZE
@@ -449,6 +449,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         and case.lease_is_live(now=now)
     )
     may_work = can_work_queue(user, case.queue)
+    conflict = decider_conflict(user, case) if case.status == Case.Status.OPEN else ""
     decision_form = blind_form = None
     if holds_lease:
         initial = {"lease_token": case.lease_token}
@@ -497,7 +498,11 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "blind_first": blind_first,
         "holds_lease": holds_lease,
         "may_work": may_work,
-        "may_claim": may_work and case.status == Case.Status.OPEN and not holds_lease,
+        "may_claim": may_work
+        and case.status == Case.Status.OPEN
+        and not holds_lease
+        and not conflict,
+        "decider_conflict": conflict,
         "held_by_other": case.status == Case.Status.OPEN
         and case.lease_is_live(now=now)
         and case.claimed_by_id != user.id,

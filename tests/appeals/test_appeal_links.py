@@ -66,7 +66,18 @@ def test_appeal_first_then_the_senior_decides_the_flag_then_tries_to_claim_the_a
     page = client.post(f"/cases/{complaint.id}/claim/", follow=True)
     assert f"You decided case #{case.id}, which this appeal contests" in page.content.decode()
     assert _fresh(complaint).claimed_by_id is None
+    # The console offers it to her nowhere: no Claim button on the queue list or the case page.
+    listed = client.get("/queues/appeals/").content.decode()
+    assert f'aria-label="Claim case {complaint.id}"' not in listed
+    assert "Appeals your decision" in listed
+    page = client.get(f"/cases/{complaint.id}/").content.decode()
+    assert 'id="claim-button"' not in page
+    assert f"You decided case #{case.id}, which this appeal contests" in page
     # dan may.
+    client.force_login(dan)
+    assert (
+        f'aria-label="Claim case {complaint.id}"' in client.get("/queues/appeals/").content.decode()
+    )
     assert queueing.claim_next_case(reviewer=dan, queue=Queue.APPEALS).id == complaint.id
 
 
@@ -155,6 +166,30 @@ def test_a_second_open_appeal_on_an_item_is_refused_before_any_decision_too(plat
     first = appeal(platform, item_external_id="ad-1", external_id="appeal-a")
     with pytest.raises(FieldProblem, match=f"appeal 'appeal-a' \\(case {first.id}\\)"):
         appeal(platform, item_external_id="ad-1", external_id="appeal-b")
+
+
+def test_two_appeals_racing_past_the_check_get_the_same_409_from_the_constraint(
+    platform, spam_policy, alice, monkeypatch
+):
+    from appeals.intake import services as intake
+
+    case = flag(platform, external_id="ad-1")
+    decide(alice, case, outcome="violating", action="remove", rule_ids=["SP2.b"])
+    first = appeal(platform, item_external_id="ad-1", external_id="appeal-a")
+    real = intake.open_appeal_on
+    calls = []
+
+    def missed_once(item_id, **kwargs):  # the check ran before the other request committed
+        calls.append(item_id)
+        return None if len(calls) == 1 else real(item_id, **kwargs)
+
+    monkeypatch.setattr(intake, "open_appeal_on", missed_once)
+    with pytest.raises(FieldProblem) as refused:
+        appeal(platform, item_external_id="ad-1", external_id="appeal-b")
+    assert refused.value.status == 409
+    assert f"appeal 'appeal-a' (case {first.id})" in refused.value.as_dict()["problem"]
+    assert len(calls) == 2
+    assert Case.objects.filter(kind=Case.Kind.APPEAL).count() == 1
 
 
 def test_the_database_refuses_two_open_appeals_on_one_decision(platform, spam_policy, alice):
