@@ -210,6 +210,9 @@ class Case(models.Model):
     appealed_decision = models.ForeignKey(
         "Decision", null=True, blank=True, on_delete=models.PROTECT, related_name="appeals"
     )
+    # Where the platform's stated original decision differs from the one recorded here (set when
+    # the appeal is linked to it; see appeals/review/appeal_links.py): one sentence per difference.
+    original_mismatch = models.JSONField(default=list, blank=True)
 
     objects = CaseQuerySet.as_manager()
 
@@ -232,6 +235,17 @@ class Case(models.Model):
             models.CheckConstraint(
                 condition=Q(kind="flag", statement="") | Q(kind="appeal"),
                 name="case_statement_only_on_appeals",
+            ),
+            # At most one open appeal per item, and so per decision (appeals/review/appeal_links).
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=Q(kind="appeal", status="open"),
+                name="case_one_open_appeal_per_item",
+            ),
+            models.UniqueConstraint(
+                fields=["appealed_decision"],
+                condition=Q(kind="appeal", status="open"),
+                name="case_one_open_appeal_per_decision",
             ),
         ]
         indexes = [
@@ -434,6 +448,12 @@ class Decision(models.Model):
 
     claimed_at = models.DateTimeField(null=True, blank=True)
 
+    # The earlier final decision on the same item that this one contradicts and replaces (AMO's
+    # `override_of`): a chain, each decision superseded at most once (appeals/review/appeal_links).
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+
     class Meta:
         constraints = [
             models.CheckConstraint(
@@ -504,6 +524,7 @@ class AuditEvent(models.Model):
         DECIDED = "decided", "Decided"
         ESCALATED = "escalated", "Escalated"
         APPEALED = "appealed", "Appealed"
+        APPEAL_LINKED = "appeal_linked", "Linked to the decision appealed"
         EXPORTED = "exported", "Exported"
         CALLBACK_ATTEMPTED = "callback_attempted", "Callback attempted"
         CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"

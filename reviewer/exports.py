@@ -9,7 +9,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth.decorators import permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -17,6 +17,8 @@ from django.views.decorators.http import require_GET
 from appeals.disclosure.exports import CONTENT_TYPES, FILE_NAMES, Export, ExportFilters
 from appeals.models import AuditEvent
 from policies.models import Policy
+
+from .blind_first import may_download_exports
 
 
 class ExportForm(forms.Form):
@@ -69,6 +71,8 @@ def export_page(request):
 @require_GET
 @permission_required("appeals.export_decisions", raise_exception=True)
 def export_download(request, fmt: str):
+    if problem := may_download_exports(request.user):
+        raise PermissionDenied(problem)
     form = ExportForm(request.GET)
     if not form.is_valid():
         return render(request, "reviewer/export.html", {"form": form}, status=400)

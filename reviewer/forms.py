@@ -29,6 +29,8 @@ class DecisionForm(LeaseForm):
     note = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note (internal)"
     )
+    # The id of the earlier final decision this one supersedes, when it contradicts it (confirmed).
+    supersedes = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
 
     def __init__(self, *args, case: Case, rule_ids: list[str], **kwargs):
         super().__init__(*args, **kwargs)

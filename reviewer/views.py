@@ -34,6 +34,7 @@ from appeals.models import (
     Recommendation,
 )
 from appeals.outcomes import acceptance
+from appeals.review.appeal_links import decider_conflict, prior_final_decision
 from appeals.review.decisions import (
     blind_call_for,
     decide_case,
@@ -56,6 +57,7 @@ from appeals.review.queueing import (
 )
 from policies.models import Policy, PolicyRule, PolicyVersion
 
+from . import blind_first as blind_first_rules
 from . import quality
 from .callbacks import undelivered_callbacks
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
@@ -271,15 +273,21 @@ def queue_list(request, queue):
     form = QueueFilterForm(request.GET, policies=policies)
     filters = form.filters()
 
-    cases = Case.objects.filter(queue=queue, status=filters["status"]).annotate(
-        model_violation=_model_verdict_subquery()
-    )
+    # Blind-first: open cases carry no trace of the model's draft, not even as a filter.
+    blind = is_blind_first(queue)
+    hide_model = blind and filters["status"] == Case.Status.OPEN
+    if blind:
+        form.fields.pop("verdict", None)
+        filters.pop("verdict", None)
+    cases = Case.objects.filter(queue=queue, status=filters["status"])
+    if not hide_model:
+        cases = cases.annotate(model_violation=_model_verdict_subquery())
     if filters.get("policy"):
         cases = cases.filter(policy_version__policy_id=filters["policy"])
     if filters.get("source"):
         cases = cases.filter(item__source=filters["source"])
     verdict = filters.get("verdict")
-    if verdict:
+    if verdict and not hide_model:
         if verdict == "none":
             cases = cases.filter(model_violation__isnull=True)
         else:
@@ -291,7 +299,7 @@ def queue_list(request, queue):
         cases = cases.filter(_after_cursor(cursor))
     page = list(
         cases.select_related(
-            "item", "policy_version__policy", "claimed_by", "decision"
+            "item", "policy_version__policy", "claimed_by", "decision", "appealed_decision"
         ).queue_order()[: QUEUE_PAGE_SIZE + 1]
     )
     has_next = len(page) > QUEUE_PAGE_SIZE
@@ -323,6 +331,7 @@ def queue_list(request, queue):
             "first_query": first_query,
             "now": now,
             "can_work": can_work_queue(user, queue),
+            "hide_model": hide_model,
         },
     )
 
@@ -337,6 +346,8 @@ def _case_queryset():
         "policy_version__policy",
         "claimed_by",
         "decision__decided_by",
+        "decision__supersedes",
+        "decision__superseded_by",
         "appealed_decision__decided_by",
     )
 
@@ -344,6 +355,14 @@ def _case_queryset():
 def _decision_of(case: Case) -> Decision | None:
     try:
         return case.decision
+    except Decision.DoesNotExist:
+        return None
+
+
+def _superseded_by(case: Case) -> Decision | None:
+    decision = _decision_of(case)
+    try:
+        return decision.superseded_by if decision is not None else None
     except Decision.DoesNotExist:
         return None
 
@@ -370,13 +389,19 @@ class DraftView:
         return rec is not None and rec.is_ready and not self.hidden_until_blind_call
 
 
-def _draft_view(case: Case, user, *, blind_first: bool, known_rule_ids: set[str]) -> DraftView:
+def _draft_view(
+    case: Case, user, *, blind_first: bool, known_rule_ids: set[str], blind_queues=frozenset()
+) -> DraftView:
     rec = latest_recommendation(case)
     blind_call = None
     hidden = False
     if blind_first and case.status == Case.Status.OPEN:
         blind_call = blind_call_for(case, user)
         hidden = blind_call is None
+    if not hidden:
+        # The same content's draft on another case of the item is the same verdict: hidden too
+        # while this user owes a blind call on an open blind-first case of that item.
+        hidden = blind_first_rules.owes_blind_call_on_item(case, user, queues=blind_queues)
     accept = acceptance(case, rec, known_rule_ids) if rec is not None and rec.is_ready else None
     if accept is None:
         return DraftView(rec, hidden, blind_call, "", [], "", "")
@@ -415,21 +440,25 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         .values("rule_id", "text")
     )
     known = {rule["rule_id"] for rule in rules}
-    blind_first = _blind_first(case.queue)
-    draft = _draft_view(case, user, blind_first=blind_first, known_rule_ids=known)
+    blind_queues = blind_first_rules.blind_first_queues()
+    blind_first = case.queue in blind_queues
+    draft = _draft_view(
+        case, user, blind_first=blind_first, known_rule_ids=known, blind_queues=blind_queues
+    )
     holds_lease = (
         case.status == Case.Status.OPEN
         and case.claimed_by_id == user.id
         and case.lease_is_live(now=now)
     )
     may_work = can_work_queue(user, case.queue)
+    conflict = decider_conflict(user, case) if case.status == Case.Status.OPEN else ""
     decision_form = blind_form = None
     if holds_lease:
         initial = {"lease_token": case.lease_token}
         decision_form = DecisionForm(
             initial=initial, case=case, rule_ids=[r["rule_id"] for r in rules]
         )
-        if draft.hidden_until_blind_call:
+        if draft.hidden_until_blind_call and blind_first and draft.blind_call is None:
             blind_form = BlindCallForm(
                 initial=initial, case=case, rule_ids=[r["rule_id"] for r in rules]
             )
@@ -439,6 +468,8 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         .order_by("id")
         .values("id", "kind", "actor_label", "source", "created_at", "data")[:TIMELINE_LIMIT]
     )
+    if draft.hidden_until_blind_call:
+        timeline = blind_first_rules.redact_timeline(timeline)
     for event in timeline:
         event["label"] = (
             AuditEvent.Kind(event["kind"]).label
@@ -469,11 +500,17 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "blind_first": blind_first,
         "holds_lease": holds_lease,
         "may_work": may_work,
-        "may_claim": may_work and case.status == Case.Status.OPEN and not holds_lease,
+        "may_claim": may_work
+        and case.status == Case.Status.OPEN
+        and not holds_lease
+        and not conflict,
+        "decider_conflict": conflict,
         "held_by_other": case.status == Case.Status.OPEN
         and case.lease_is_live(now=now)
         and case.claimed_by_id != user.id,
         "decision_form": decision_form,
+        "prior_decision": prior_final_decision(case) if holds_lease else None,
+        "superseded_by": _superseded_by(case),
         "blind_form": blind_form,
         "errors": list(errors),
         "timeline": timeline,
@@ -575,6 +612,7 @@ def case_decide(request, case_id):
             action=data["action"],
             rule_ids=data["rule_ids"],
             note=data["note"],
+            supersedes=data.get("supersedes"),
         )
     except ValidationError as error:
         return _render_case(request, case, errors=_error_messages(error), status=400)

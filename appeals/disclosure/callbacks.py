@@ -93,6 +93,8 @@ def payload_for(decision: Decision) -> dict:
         "policy_version": case.policy_version.number,
         "decided_at": decision.decided_at.isoformat(),
         "appealed_decision_id": case.appealed_decision_id,
+        # The earlier final decision on the item that this one contradicts and replaces.
+        "supersedes_decision_id": decision.supersedes_id,
         "notice": notice_for(decision),
     }
 

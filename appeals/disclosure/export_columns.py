@@ -94,6 +94,11 @@ COLUMN_TABLE = (
     Column("blind_action_agrees", FLAG),
     Column("blind_rules_agree", FLAG),
     Column("blind_rules_overlap"),
+    # Appeal links (issue 11.3): the decision this one supersedes, the one that superseded it,
+    # and where an appeal's stated original decision differs from the recorded one.
+    Column("supersedes_decision_id"),
+    Column("superseded_by_decision_id"),
+    Column("original_mismatch", TEXT),
     Column("notice", NOTICE),
 )
 COLUMNS = tuple(column.name for column in COLUMN_TABLE)
@@ -279,6 +284,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         blind_action_agrees,
         blind_rules_agree,
         blind_rules_overlap,
+        supersedes_id,
+        superseded_by_id,
+        mismatch,
     ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
     appeal_outcome = appeal_decided_at = None
@@ -383,6 +391,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         blind_action_agrees,
         blind_rules_agree,
         None if blind_rules_overlap is None else round(blind_rules_overlap, 4),
+        supersedes_id,
+        superseded_by_id,
+        " ".join(ctx.rule_ids(mismatch)) or None,
         notice,
     ]
 

@@ -92,6 +92,9 @@ _FIELDS = (
     "blind_action_agrees",
     "blind_rules_agree",
     "blind_rules_overlap",
+    "supersedes_id",
+    "superseded_by_decision_id",
+    "case__original_mismatch",
 )
 
 
@@ -184,6 +187,7 @@ def rows_queryset(filters: ExportFilters):
             ),
             original_decided_at_iso=IsoTime("case__original_decided_at"),
             appeal=Subquery(latest_appeal),
+            superseded_by_decision_id=F("superseded_by__id"),
         )
         .order_by("id")
         .values_list(*_FIELDS)

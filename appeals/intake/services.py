@@ -11,10 +11,16 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from appeals.appeal_rules import (
+    appealed_decision_for,
+    open_appeal_message,
+    open_appeal_on,
+    original_mismatch,
+)
 from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
 from appeals.media.services import queue_media_fetch
-from appeals.models import AuditEvent, Case, Decision, Item, Platform, Queue, Source
+from appeals.models import AuditEvent, Case, Item, Platform, Queue, Source
 from policies.models import Policy, PolicyVersion
 
 from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
@@ -327,6 +333,13 @@ def _create_flags_together(
     return {index: case for index, _, case in built}
 
 
+def _refuse_second_open_appeal(item: Item) -> None:
+    """At most one open appeal per decision: a second is refused, naming the open one."""
+    existing = open_appeal_on(item.id)
+    if existing is not None:
+        raise FieldProblem("item_external_id", open_appeal_message(existing), status=409)
+
+
 def receive_appeal(
     *, platform: Platform, payload: AppealIn, source: AuditEvent.Source = API
 ) -> IntakeResult:
@@ -370,11 +383,8 @@ def receive_appeal(
 
     appealed_decision = None
     if item is not None:
-        appealed_decision = (
-            Decision.objects.filter(case__item=item, case__kind=Case.Kind.FLAG)
-            .order_by("-decided_at")
-            .first()
-        )
+        _refuse_second_open_appeal(item)
+        appealed_decision = appealed_decision_for(item.id)
 
     item_is_new = item is None
     try:
@@ -407,6 +417,9 @@ def receive_appeal(
                 original_decided_at=decided_at,
                 appealed_decision=appealed_decision,
             )
+            if appealed_decision is not None:
+                case.original_mismatch = original_mismatch(case, appealed_decision)
+                case.save(update_fields=["original_mismatch"])
             drafting.queue_drafts([case])
             queue_media_fetch([case])
             events = [_received_event(case, platform, source)]
@@ -431,6 +444,7 @@ def receive_appeal(
                     "the same time; send the appeal again",
                     status=409,
                 ) from None
+            _refuse_second_open_appeal(item)  # another appeal on the item won the race
             raise
         return IntakeResult(existing, created=False)
     return IntakeResult(case, created=True)

@@ -6,7 +6,7 @@ here lets the model close a case: a decision always has a human `decided_by`.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from appeals.disclosure import hooks
 from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
 from appeals.models import AuditEvent, Case, Decision, QueueSetting
 
-from . import agreement
+from . import agreement, appeal_links
 from .permissions import require_queue
 from .queueing import clear_lease, locked_case_with_lease
 
@@ -47,10 +47,7 @@ def is_blind_first(queue: str) -> bool:
 
 def _require_may_decide(reviewer, case: Case) -> None:
     require_queue(reviewer, case.queue)
-    if case.appealed_decision_id and case.appealed_decision.decided_by_id == reviewer.id:
-        raise PermissionDenied(
-            "you took the decision under appeal; another reviewer must decide the appeal"
-        )
+    appeal_links.require_not_decider(reviewer, case)
 
 
 def record_blind_call(
@@ -104,12 +101,15 @@ def decide_case(
     action: str = "",
     rule_ids=(),
     note: str = "",
+    supersedes: int | None = None,
     source: AuditEvent.Source = CONSOLE,
 ) -> Decision:
     """Record the reviewer's final decision. Requires the live lease token.
 
     In a blind-first queue the reviewer's own call must come first. Whether the decision accepted
     the model's recommendation is worked out here from what was decided (`appeals.outcomes`).
+    A decision that contradicts the latest final decision on the item must name it in
+    `supersedes` (appeals/review/appeal_links.py); a flag decision links the appeals waiting for it.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -125,6 +125,9 @@ def decide_case(
         rule_ids = _clean_rule_ids(case, rule_ids)
         action = outcomes.action_for(case, outcome, action)
         outcomes.check_rules_cited(action, rule_ids)
+        superseded = appeal_links.check_supersedes(
+            case, outcome=outcome, action=action, supersedes=supersedes
+        )
         recommendation = latest_ready_recommendation(case)
         model_outcome = outcomes.model_outcome_for(case, recommendation)
         # The draft was on the page if the newest request is the ready one (a newer request in
@@ -163,6 +166,7 @@ def decide_case(
             blind_rule_ids=blind["rule_ids"] if blind else [],
             claimed_at=case.claimed_at,
             **levels,
+            supersedes=superseded,
         )
         case.status = Case.Status.DECIDED
         case.save(update_fields=["status", *clear_lease(case)])
@@ -185,9 +189,11 @@ def decide_case(
                         "rules_overlap": decision.rules_overlap,
                         "action_agrees": decision.action_agrees,
                         "accepted_recommendation": decision.accepted_recommendation,
+                        "supersedes_decision_id": superseded.id if superseded else None,
                     },
                 )
             ]
+            + appeal_links.link_open_appeals(decision, now=now, source=source)
         )
         # The platform's callback is written with the decision (an outbox row) and sent after
         # commit; nothing is lost if the broker or the platform is down then.

@@ -109,14 +109,14 @@ def claim_case(*, reviewer, case_id: int, source: AuditEvent.Source = CONSOLE) -
         require_queue(reviewer, case.queue)
         if case.status != Case.Status.OPEN:
             raise ValidationError("this case is already decided")
+        from .appeal_links import decider_conflict  # appeal_links builds on this module
+
+        if problem := decider_conflict(reviewer, case):
+            raise ValidationError(problem)
         if case.lease_is_live(now=now):
             if case.claimed_by_id == reviewer.id:
                 return case
             raise LeaseError(f"this case is being reviewed by {case.claimed_by.get_username()}")
-        if case.appealed_decision_id and case.appealed_decision.decided_by_id == reviewer.id:
-            raise ValidationError(
-                "you took the decision under appeal; another reviewer must decide the appeal"
-            )
         return _take(case, reviewer, now, source)
 
 
