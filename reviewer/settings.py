@@ -423,6 +423,9 @@ SAFEGUARD_BATCH_SIZE = SAFEGUARD.batch_size
 # A draft still "running" this long after it started is taken back and tried again.
 DRAFT_STALL_SECONDS = env_int("DRAFT_STALL_SECONDS", 900, minimum=10)
 DRAFT_MAX_ATTEMPTS = env_int("DRAFT_MAX_ATTEMPTS", 3, minimum=1)
+# A draft task drains its policy version's pending drafts for at most this long, then hands the
+# rest to a new task (so a worker's warm shutdown and other policy versions are not kept waiting).
+DRAFT_DRAIN_SECONDS = env_int("DRAFT_DRAIN_SECONDS", 300, minimum=1)
 
 LOGGING = {
     "version": 1,
