@@ -38,6 +38,7 @@ class StandinServer:
         self.requests = 0
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.spans: list[tuple[float, float]] = []  # (arrived, answered) per request, monotonic
         self._lock = threading.Lock()
         standin = self
 
@@ -50,11 +51,11 @@ class StandinServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                standin._enter()
+                arrived = standin._enter()
                 try:
                     time.sleep(standin.latency_s)
                 finally:
-                    standin._leave()
+                    standin._leave(arrived)
                 payload = json.dumps(
                     {
                         "id": "standin",
@@ -85,15 +86,17 @@ class StandinServer:
         self.base_url = f"http://{host}:{self.port}/v1"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
-    def _enter(self) -> None:
+    def _enter(self) -> float:
         with self._lock:
             self.requests += 1
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return time.monotonic()
 
-    def _leave(self) -> None:
+    def _leave(self, arrived: float) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.spans.append((arrived, time.monotonic()))
 
     def start(self) -> StandinServer:
         self._thread.start()

@@ -13,7 +13,8 @@ messages, and a message whose drafts another drain already took costs one query.
 Claiming is one conditional UPDATE per batch with a fresh run token (`SELECT … FOR UPDATE SKIP
 LOCKED` first on PostgreSQL, so two workers take disjoint rows without waiting on each other; on
 SQLite, a single writer, the conditional UPDATE alone keeps it exact). Answers go through
-`services.finish_draft`, which stores one only while the run still owns the row. A drain stops
+`services.finish_draft`, which stores one only while the run still owns the row, on a writer
+thread of their own so that the engine never waits on the database. A drain stops
 claiming when nothing is pending or its time budget (`DRAFT_DRAIN_SECONDS`) is spent, finishes
 what it has started, and sends a new task if drafts are still pending. A worker that dies leaves
 its claimed drafts running: the recovery sweep (`services.recover_stalled_drafts`) puts them back.
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -125,12 +128,15 @@ def drain_policy_version(
                 case_of[case.key] = rec.id  # one draft in flight per case: the key is unique
                 yield case
 
-    stored = 0
-    for draft in draft_stream(engine, spec, pending_cases(), conversation_date=today):
-        rec_id = case_of.pop(draft.case_key)
-        if draft.failure_reason and draft.failure_reason.value == "not_configured":
-            log.warning("Draft %s not run: %s", rec_id, draft.failure_detail)
-        stored += services.finish_draft(rec_id, tokens.pop(rec_id), draft)
+    writer = _Writer()
+    try:
+        for draft in draft_stream(engine, spec, pending_cases(), conversation_date=today):
+            rec_id = case_of.pop(draft.case_key)
+            if draft.failure_reason and draft.failure_reason.value == "not_configured":
+                log.warning("Draft %s not run: %s", rec_id, draft.failure_detail)
+            writer.put(rec_id, tokens.pop(rec_id), draft)
+    finally:
+        stored = writer.close()
     left = list(
         Recommendation.objects.filter(status=PENDING, policy_version_id=policy_version_id)
         .order_by("id")
@@ -140,6 +146,44 @@ def drain_policy_version(
         log.info("drain of policy version %s paused after %g s", policy_version_id, budget_s)
         services.enqueue_drafts([left])
     return stored
+
+
+class _Writer:
+    """Stores answers on a thread (and database connection) of its own, in the order they come.
+
+    The drain's thread goes straight back to the engine (the next decode step, the next request)
+    instead of waiting on the database for every answer; on a busy host that wait is what would
+    otherwise bound the drafts per second. If storing fails, the drain stops with that error;
+    drafts not stored stay running and the recovery sweep takes them back.
+    """
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.error: BaseException | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="draft-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, rec_id: int, token: uuid.UUID, draft) -> None:
+        if self.error is not None:
+            raise RuntimeError("storing drafts failed") from self.error
+        self._queue.put((rec_id, token, draft))
+
+    def close(self) -> int:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise RuntimeError("storing drafts failed") from self.error
+        return self.stored
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                self.stored += services.finish_draft(*item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the drain's thread
+            self.error = exc
+        finally:
+            connection.close()
 
 
 def drain_for_requests(recommendation_ids: Sequence[int]) -> int:

@@ -13,17 +13,19 @@ finish, each with its `case_key`. Same prompts, same parser and same provenance 
 
 - transformers backend: one `SlotBatcher` run per stream (the batch stays full, a finished case's
   slot takes the next case read from the iterable), token-identical to drafting each case alone.
-- any other backend (the OpenAI-compatible server): up to `width` requests in flight, one per
-  case, each in a thread of a bounded pool; the next case is read when one comes back.
+- any other backend (the OpenAI-compatible server): `width` (SAFEGUARD_MAX_CONCURRENCY) requests
+  in flight, one per case, from a pool of request threads; the iterable is read to keep one round
+  of prepared cases waiting for them (at most 2 × width cases read ahead of the answers taken).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from .backend import Generation, PromptRequest
 from .config import unavailable_reason
@@ -77,32 +79,53 @@ def _failed(engine: Engine, detail: str, started: float) -> Generation:
 
 
 def _pool_stream(engine, backend, policy, cases, date) -> Iterator[Draft]:
+    """`width` request threads take prepared cases from a queue that the caller's thread keeps
+    topped up (one round ahead), so a request that comes back is followed by the next at once,
+    even while the caller is still storing earlier answers."""
     width = stream_width(engine)
     max_new_tokens = engine.config.max_new_tokens
-    in_flight: dict[Future, Prepared] = {}
+    todo: queue.Queue[Prepared | None] = queue.Queue()
+    done: queue.Queue[tuple[Prepared, Generation]] = queue.Queue()
+
+    def request_loop() -> None:
+        while (prepared := todo.get()) is not None:
+            started = time.perf_counter()
+            try:
+                (generation,) = backend.generate([prepared[1]], max_new_tokens=max_new_tokens)
+            except Exception as exc:  # backends shouldn't raise; if one does, say so
+                generation = _failed(engine, f"{type(exc).__name__}: {exc}", started)
+            done.put((prepared, generation))
+
+    outstanding = 0  # cases read from the iterable whose drafts are not yet handed back
     exhausted = False
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix="safeguard-request") as pool:
-        while True:
-            while not exhausted and len(in_flight) < width:
-                case = next(cases, None)
-                if case is None:
-                    exhausted = True
-                    break
-                prepared = _prepare(engine, policy, case, date)
-                future = pool.submit(backend.generate, [prepared[1]], max_new_tokens=max_new_tokens)
-                in_flight[future] = prepared
-            if not in_flight:
-                return
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                case, request, signals = in_flight.pop(future)
+        for _ in range(width):
+            pool.submit(request_loop)
+        try:
+            while True:
+                while not exhausted and todo.qsize() < width:
+                    case = next(cases, None)
+                    if case is None:
+                        exhausted = True
+                        break
+                    todo.put(_prepare(engine, policy, case, date))
+                    outstanding += 1
+                if not outstanding:
+                    return
                 try:
-                    (generation,) = future.result()
-                except Exception as exc:  # backends shouldn't raise; if one does, say so
-                    generation = _failed(
-                        engine, f"{type(exc).__name__}: {exc}", time.perf_counter()
-                    )
+                    (case, request, signals), generation = done.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                outstanding -= 1
                 yield engine._to_draft(policy, case, request, signals, generation)
+        finally:  # also when the caller stops early: queued cases are dropped, requests end
+            while True:
+                try:
+                    todo.get_nowait()
+                except queue.Empty:
+                    break
+            for _ in range(width):
+                todo.put(None)
 
 
 def _slot_stream(engine, backend, policy, cases, date) -> Iterator[Draft]:

@@ -129,7 +129,7 @@ def tiny_engine_env(monkeypatch):
     monkeypatch.setenv("SAFEGUARD_BATCH_SIZE", "3")  # fewer slots than cases: slots refill
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # answers are stored on the drain's writer thread
 def test_the_drain_stores_the_tokens_of_drafting_each_case_alone(
     platform, fixture_policy, alice, tiny_engine_env
 ):
@@ -158,7 +158,7 @@ def test_the_drain_stores_the_tokens_of_drafting_each_case_alone(
         assert alone.prompt_sha256 == first.prompt_sha256
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_drain_out_of_time_hands_the_rest_to_a_new_task(
     platform, fixture_policy, tiny_engine_env, monkeypatch
 ):
