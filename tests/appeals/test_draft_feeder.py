@@ -122,11 +122,18 @@ def test_two_workers_claiming_at_once_never_take_the_same_draft(platform, spam_p
 
 @pytest.fixture
 def tiny_engine_env(monkeypatch):
+    import torch
+
+    # Tiny models on a shared 2-core machine: a second intra-op thread mostly waits (10x slower).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     monkeypatch.setenv("SAFEGUARD_BACKEND", "transformers")
     monkeypatch.setenv("SAFEGUARD_MODEL", str(fx.build_tiny_checkpoint()))
     monkeypatch.setenv("SAFEGUARD_DEVICE", "cpu")
-    monkeypatch.setenv("SAFEGUARD_MAX_NEW_TOKENS", "160")
+    monkeypatch.setenv("SAFEGUARD_MAX_NEW_TOKENS", "120")  # the fixture answers take 68-89
     monkeypatch.setenv("SAFEGUARD_BATCH_SIZE", "3")  # fewer slots than cases: slots refill
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.django_db(transaction=True)  # answers are stored on the drain's writer thread
