@@ -7,11 +7,11 @@ from .safeguard.types import PolicySpec, ReasoningEffort, Rule
 
 
 def engine_config():
-    """The engine's settings, as `EngineConfig.from_env()` (their one reader, README's names) read
-    them when the settings loaded (`settings.SAFEGUARD`)."""
-    from django.conf import settings
+    """The engine's settings: `EngineConfig.from_env()` is their one reader (README's names).
+    The settings module reads them once at start too, so a bad value stops the process there."""
+    from .safeguard import EngineConfig
 
-    return settings.SAFEGUARD
+    return EngineConfig.from_env()
 
 
 def engine_from_settings():

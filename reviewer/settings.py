@@ -470,6 +470,10 @@ except ValueError:
 if not 0 <= WORKBENCH_F1_MARGIN <= 1:
     raise ImproperlyConfigured("WORKBENCH_F1_MARGIN must be between 0 and 1")
 
+# A draft task drains its policy version's pending drafts for at most this long, then hands the
+# rest to a new task (so a worker's warm shutdown and other policy versions are not kept waiting).
+DRAFT_DRAIN_SECONDS = env_int("DRAFT_DRAIN_SECONDS", 300, minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

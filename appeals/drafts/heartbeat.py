@@ -45,16 +45,23 @@ def beat(tokens: Mapping[int, uuid.UUID]) -> int:
 
 
 class Heartbeat:
-    """`with Heartbeat(taken):` around the engine's work keeps those drafts' heartbeats fresh."""
+    """`with Heartbeat(taken):` around the engine's work keeps those drafts' heartbeats fresh.
+
+    With `live=True` the mapping is read afresh on every beat (the drain in `feeder.py` adds the
+    drafts it claims and removes those it finishes), and the thread runs until the block ends
+    even while the mapping is empty.
+    """
 
     def __init__(
         self,
         tokens: Mapping[int, uuid.UUID],
         *,
+        live: bool = False,
         interval: float | None = None,
         max_run_seconds: float | None = None,
     ) -> None:
-        self.tokens = dict(tokens)
+        self.live = live
+        self.tokens = tokens if live else dict(tokens)
         self.interval = settings.DRAFT_HEARTBEAT_SECONDS if interval is None else interval
         self.max_run_seconds = (
             settings.DRAFT_MAX_RUN_SECONDS if max_run_seconds is None else max_run_seconds
@@ -64,7 +71,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="draft-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        if self.tokens:
+        if self.tokens or self.live:
             self._thread.start()
         return self
 
@@ -81,20 +88,21 @@ class Heartbeat:
                     log.error(
                         "drafts %s still running after %d s: heartbeat stopped, the recovery "
                         "sweep will take them back",
-                        sorted(self.tokens),
+                        sorted(dict(self.tokens)),
                         self.max_run_seconds,
                     )
                     return
                 try:
                     close_old_connections()
-                    live = beat(self.tokens)
+                    # A copy: the drain's thread may change a live mapping meanwhile.
+                    live = beat(dict(self.tokens))
                 except Exception:
                     # The database may be briefly away; a missed beat is harmless, the next
                     # one (or, if they all fail, the sweep) settles it.
                     log.warning("draft heartbeat failed", exc_info=True)
                     continue
                 self.beats += 1
-                if not live:
+                if not live and not self.live:
                     return  # all finished or taken back: nothing left to keep alive
         finally:
             connection.close()

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from . import feeder
 from . import services as drafting
 
 
 @shared_task(name=drafting.DRAFT_TASK, acks_late=True, reject_on_worker_lost=True)
 def draft_recommendations(recommendation_ids: list[int]) -> int:
-    """Draft these recommendations (on the `gpu` queue). Safe to run twice."""
-    return drafting.run_drafts(recommendation_ids)
+    """Draft these recommendations and whatever else is pending under their policy versions
+    (on the `gpu` queue; see feeder.py). Safe to run twice."""
+    return feeder.drain_for_requests(recommendation_ids)
 
 
 @shared_task(name="appeals.tasks.recover_stalled_drafts")

@@ -149,6 +149,27 @@ def test_the_heartbeat_beats_while_the_run_owns_the_draft_and_stops_when_it_does
     assert rec.heartbeat_at <= taken_back_at
 
 
+def test_a_drain_s_live_heartbeat_covers_drafts_claimed_after_it_started(
+    platform, spam_policy, settings
+):
+    """The feeder claims drafts while the engine runs: its heartbeat reads the mapping afresh on
+    every beat and keeps going while the mapping is empty between claims."""
+    tokens: dict = {}
+    with Heartbeat(tokens, live=True, interval=0.1) as heartbeat:
+        wait_for(lambda: heartbeat.beats >= 2, timeout=10, what="beats over an empty mapping")
+        rec, token = _started(platform, settings)
+        first = rec.heartbeat_at
+        tokens[rec.id] = token
+        wait_for(
+            lambda: Recommendation.objects.get(id=rec.id).heartbeat_at > first,
+            timeout=10,
+            what="the claimed draft's heartbeat",
+        )
+        del tokens[rec.id]
+        assert heartbeat._thread.is_alive()
+    assert not heartbeat._thread.is_alive()
+
+
 def test_a_run_still_beating_past_the_longest_run_goes_quiet(platform, spam_policy, settings):
     rec, token = _started(platform, settings)
     with Heartbeat({rec.id: token}, interval=0.1, max_run_seconds=0.5) as heartbeat:

@@ -3,8 +3,6 @@ OpenAI-compatible server), the publish gate and its override, golden items from 
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -29,11 +27,11 @@ SET = (
 
 
 @pytest.fixture
-def server(settings):
+def server(monkeypatch):
     with StandInServer() as s:
-        settings.SAFEGUARD = dataclasses.replace(
-            settings.SAFEGUARD, backend="openai", base_url=s.base_url, model="stand-in"
-        )
+        monkeypatch.setenv("SAFEGUARD_BACKEND", "openai")
+        monkeypatch.setenv("SAFEGUARD_BASE_URL", s.base_url)
+        monkeypatch.setenv("SAFEGUARD_MODEL", "stand-in")
         yield s
 
 

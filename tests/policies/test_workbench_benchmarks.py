@@ -3,7 +3,6 @@ through `manage.py evaluate` reporting pass rates per functionality (against a s
 
 from __future__ import annotations
 
-import dataclasses
 import io
 
 import pytest
@@ -47,7 +46,7 @@ def test_each_benchmark_policy_is_written_in_the_recommended_structure():
             assert section in text, (draft.slug, section)
 
 
-def test_load_benchmarks_then_evaluate_hatecheck_per_functionality(settings):
+def test_load_benchmarks_then_evaluate_hatecheck_per_functionality(monkeypatch):
     shared_path("hatecheck")
     sets = load_benchmarks(DATASETS, limit=60)
     assert len(sets) == 9 and all(s.items.count() == 60 for s in sets)
@@ -58,9 +57,9 @@ def test_load_benchmarks_then_evaluate_hatecheck_per_functionality(settings):
 
     out = io.StringIO()
     with StandInServer(keywords={"hate": "HS1.a"}) as server:
-        settings.SAFEGUARD = dataclasses.replace(
-            settings.SAFEGUARD, backend="openai", base_url=server.base_url, model="stand-in"
-        )
+        monkeypatch.setenv("SAFEGUARD_BACKEND", "openai")
+        monkeypatch.setenv("SAFEGUARD_BASE_URL", server.base_url)
+        monkeypatch.setenv("SAFEGUARD_MODEL", "stand-in")
         call_command("evaluate", "--policy", "hate-speech", "--golden-set", "HateCheck", stdout=out)
     table = out.getvalue()
     # The first 60 cases are derog_neg_emote_h (all "I hate …": the stand-in flags them all).
