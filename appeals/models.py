@@ -421,6 +421,15 @@ class Decision(models.Model):
 
     claimed_at = models.DateTimeField(null=True, blank=True)
 
+    # What the platform and the user were told, kept as it was said (appeals.disclosure.told):
+    # exports and callbacks read these, so a later edit of the policy never rewrites them.
+    notice = models.TextField(blank=True)
+    policy_name = models.CharField(max_length=200, blank=True)
+    appeal_window_days = models.PositiveIntegerField(null=True, blank=True)
+    appeal_deadline = models.DateTimeField(null=True, blank=True)  # flags only; appeals are final
+    # The policy's DSA mapping as it stood, cut down to the rules this decision cites.
+    dsa_mapping = models.JSONField(default=dict, blank=True)
+
     class Meta:
         constraints = [
             models.CheckConstraint(
@@ -463,6 +472,10 @@ class AuditEvent(models.Model):
         CALLBACK_DELIVERED = "callback_delivered", "Callback delivered"
         CALLBACK_FAILED = "callback_failed", "Callback failed"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
+        POLICY_CHANGED = "policy_changed", "Policy settings changed"
+        POLICY_VERSION_ADDED = "policy_version_added", "Policy version added"
+        POLICY_VERSION_PUBLISHED = "policy_version_published", "Policy version published"
+        RECORDS_ADOPTED = "records_adopted", "Unrecorded rows adopted into the chain"
 
     class Source(models.TextChoices):
         """Through what the event came: the channel, where `actor_label` says who."""

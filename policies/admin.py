@@ -8,7 +8,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from .models import Policy, PolicyRule, PolicyVersion
-from .services import check_policy_text, import_policy_version, publish_policy_version
+from .services import (
+    check_policy_text,
+    import_policy_version,
+    publish_policy_version,
+    save_policy_settings,
+)
 
 
 class PolicyVersionInline(admin.TabularInline):
@@ -31,6 +36,10 @@ class PolicyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so that the change (old and new values) is an audit event.
+        save_policy_settings(policy=obj, actor=request.user, via="admin")
 
 
 class NewVersionForm(forms.ModelForm):
@@ -109,6 +118,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
                 licence_notice=form.cleaned_data.get("licence_notice", ""),
                 publish=form.cleaned_data.get("publish", True),
                 actor=request.user,
+                via="admin",
             )
         except ValidationError as error:
             messages.error(request, "; ".join(error.messages))
@@ -129,7 +139,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     @admin.action(description="Publish the selected versions", permissions=["change"])
     def publish(self, request, queryset):
         for version in queryset:
-            publish_policy_version(version=version)
+            publish_policy_version(version=version, actor=request.user, via="admin")
         self.message_user(request, f"Published {queryset.count()} version(s).")
 
     def has_change_permission(self, request, obj=None):

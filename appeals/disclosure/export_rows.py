@@ -83,6 +83,10 @@ _FIELDS = (
     "original_decided_at_iso",
     "case__appealed_decision_id",
     "appeal",
+    # What the decision told, as stored when it was taken (`appeals.disclosure.told`).
+    "notice",
+    "policy_name",
+    "dsa_mapping",
 )
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from appeals import outcomes
 from appeals.audit import PendingEvent, record_events
+from appeals.disclosure.told import disclosure_for
 from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
 from appeals.models import AuditEvent, Case, Decision, QueueSetting
 
@@ -134,6 +135,14 @@ def decide_case(
             case, recommendation, known, outcome=outcome, action=action, rule_ids=rule_ids
         )
         blind_outcome = blind["outcome"] if blind else ""
+        told = disclosure_for(
+            case,
+            outcome=outcome,
+            action=action,
+            rule_ids=rule_ids,
+            decided_at=now,
+            model_assisted=recommendation is not None,
+        )
         decision = Decision.objects.create(
             case=case,
             decided_by=reviewer,
@@ -153,6 +162,7 @@ def decide_case(
             if (blind and model_outcome)
             else None,
             claimed_at=case.claimed_at,
+            **told,
         )
         case.status = Case.Status.DECIDED
         case.save(update_fields=["status", *clear_lease(case)])
@@ -173,6 +183,7 @@ def decide_case(
                         "agrees_with_model": decision.agrees_with_model,
                         "accepted_recommendation": decision.accepted_recommendation,
                     },
+                    records=(decision,),
                 )
             ]
         )

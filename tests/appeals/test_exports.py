@@ -321,7 +321,11 @@ def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
 
     if connection.vendor != "postgresql":
         pytest.skip("the prefetching server-side cursor is PostgreSQL only")
-    json_at = [i for i, name in enumerate(_FIELDS) if name.endswith("rule_ids") or name == "appeal"]
+    json_at = [
+        i
+        for i, name in enumerate(_FIELDS)
+        if name.endswith("rule_ids") or name in ("appeal", "dsa_mapping")
+    ]
 
     def decoded(row):  # the fast reader leaves JSON as text, for `_row` to decode
         return tuple(
