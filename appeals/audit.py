@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import AuditEvent, Case
-from .record_hashes import row_hashes
+from .record_hashes import row_hashes, row_hashes_keys
 
 GENESIS_HASH = "0" * 64
 # Arbitrary, fixed: the advisory lock that serialises appends to the chain on PostgreSQL.
@@ -125,11 +125,14 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
             )
     prev_hash = _lock_chain_and_get_head()
     now = timezone.now()
+    # The rows the events wrote, read back in one query per model for the whole batch.
+    hashes = row_hashes(record for pending in events for record in pending.records)
     rows = []
     for pending in events:
         data = pending.data
         if pending.records:
-            data = {**(data or {}), "row_hashes": row_hashes(pending.records)}
+            own = row_hashes_keys(pending.records)
+            data = {**(data or {}), "row_hashes": {key: hashes[key] for key in own}}
         actor = pending.actor
         actor_label = pending.actor_label
         if actor is not None and actor_label == "system":

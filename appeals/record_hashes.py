@@ -242,6 +242,11 @@ def rows(kind: RecordKind, ids: Iterable[int] | None = None):
     return queryset.values("id", *kind.fields)
 
 
+def row_hashes_keys(objects: Iterable[models.Model]) -> list[str]:
+    """The `row_hashes` keys of these rows, in order: "decision:12", "item:3", …"""
+    return [f"{kind_for(obj).label}:{obj.id}" for obj in objects]
+
+
 def row_hashes(objects: Iterable[models.Model]) -> dict[str, str]:
     """{"decision:12": hash, …} for the given rows, read back from the database (so the hash is
     of the row as written, whatever the instances in memory say). One query per model."""
