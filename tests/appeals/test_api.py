@@ -62,7 +62,7 @@ def nothing_written():
         Item.objects.count(),
         Case.objects.count(),
         Recommendation.objects.count(),
-        AuditEvent.objects.count(),
+        AuditEvent.objects.filter(case__isnull=False).count(),  # the policy's own name none
     ) == (0, 0, 0, 0)
 
 
@@ -184,7 +184,8 @@ def test_same_item_sent_again_with_the_same_body_answers_200_with_the_same_case(
     again = post(api, "/items", ITEM)
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
-    assert Case.objects.count() == 1 and AuditEvent.objects.count() == 1
+    assert Case.objects.count() == 1
+    assert AuditEvent.objects.filter(case__isnull=False).count() == 1
 
 
 def test_same_external_id_with_another_body_is_a_409_conflict(api):
