@@ -204,6 +204,36 @@ def test_verify_audit_records_names_each_row_changed_outside_the_application(
     assert lines[-1] == "1 records do not match the audit chain"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("tampering", list(TAMPERING))
+def test_on_sqlite_the_same_tampering_is_named_too(history, tampering):
+    """SQLite, the embedded default: whoever holds the file edits it directly."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL is covered through manage.py as a superuser, above")
+    case = history["case"]
+    ids = {
+        "decision": history["decision"].id,
+        "recommendation": history["recommendation"].id,
+        "item": case.item_id,
+        "case": case.id,
+        "rule": PolicyRule.objects.get(version_id=case.policy_version_id, rule_id="SP2.b").id,
+        "policy": case.policy_version.policy_id,
+        "version": case.policy_version_id,
+    }
+    assert verify_records().ok
+    statement, expected = TAMPERING[tampering]
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA foreign_keys = OFF")
+        cursor.execute(statement.replace("false", "0"), ids)
+        if "RETURNING" in statement:
+            ids["inserted"] = cursor.fetchone()[0]
+        cursor.execute("PRAGMA foreign_keys = ON")
+    problems = [problem.describe() for problem in verify_records().problems]
+    assert len(problems) == 1 and problems[0].startswith(expected.format(**ids)), problems
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
 def test_rows_from_before_hashing_are_adopted_once_and_checked_from_then_on(
