@@ -8,3 +8,6 @@ class AppealsConfig(AppConfig):
     def ready(self):
         from . import checks  # noqa: F401  (registers the database checks)
         from .drafts import signals  # noqa: F401  (connects the worker start-up report)
+        from .policy_audit import connect
+
+        connect()  # policy changes become audit events

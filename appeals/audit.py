@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import AuditEvent, Case
+from .record_hashes import row_hashes, row_hashes_keys
 
 GENESIS_HASH = "0" * 64
 # Arbitrary, fixed: the advisory lock that serialises appends to the chain on PostgreSQL.
@@ -34,6 +35,8 @@ class PendingEvent:
     actor_label: str = "system"
     data: dict | None = None
     source: AuditEvent.Source | None = None
+    # Rows this event created or changed: their content hashes go in `data["row_hashes"]`.
+    records: tuple = ()
 
 
 def canonical_content(
@@ -122,8 +125,14 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
             )
     prev_hash = _lock_chain_and_get_head()
     now = timezone.now()
+    # The rows the events wrote, read back in one query per model for the whole batch.
+    hashes = row_hashes(record for pending in events for record in pending.records)
     rows = []
     for pending in events:
+        data = pending.data
+        if pending.records:
+            own = row_hashes_keys(pending.records)
+            data = {**(data or {}), "row_hashes": {key: hashes[key] for key in own}}
         actor = pending.actor
         actor_label = pending.actor_label
         if actor is not None and actor_label == "system":
@@ -135,7 +144,7 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
             actor_label=actor_label,
             source=pending.source.value,
             created_at=now,
-            data=_json_safe(pending.data),
+            data=_json_safe(data),
             prev_hash=prev_hash,
         )
         row.hash = event_hash(row)
@@ -152,8 +161,11 @@ def record_event(
     actor=None,
     actor_label: str = "system",
     data: dict | None = None,
+    records=(),
 ) -> AuditEvent:
-    return record_events([PendingEvent(kind, case, actor, actor_label, data, source)])[0]
+    return record_events(
+        [PendingEvent(kind, case, actor, actor_label, data, source, tuple(records))]
+    )[0]
 
 
 @dataclass(frozen=True)

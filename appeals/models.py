@@ -453,6 +453,14 @@ class Decision(models.Model):
     supersedes = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
+    # What the platform and the user were told, kept as it was said (appeals.disclosure.told):
+    # exports and callbacks read these, so a later edit of the policy never rewrites them.
+    notice = models.TextField(blank=True)
+    policy_name = models.CharField(max_length=200, blank=True)
+    appeal_window_days = models.PositiveIntegerField(null=True, blank=True)
+    appeal_deadline = models.DateTimeField(null=True, blank=True)  # flags only; appeals are final
+    # The policy's DSA mapping as it stood, cut down to the rules this decision cites.
+    dsa_mapping = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -534,6 +542,10 @@ class AuditEvent(models.Model):
         POLICY_PUBLISHED = "policy_published", "Policy version published"
         PUBLISH_GATE_OVERRIDDEN = "publish_gate_overridden", "Publish gate overridden"
         CALLBACK_RETRY_REQUESTED = "callback_retry", "Callback retry requested"
+        POLICY_CHANGED = "policy_changed", "Policy settings changed"
+        POLICY_VERSION_ADDED = "policy_version_added", "Policy version added"
+        POLICY_VERSION_PUBLISHED = "policy_version_published", "Policy version published"
+        RECORDS_ADOPTED = "records_adopted", "Unrecorded rows adopted into the chain"
 
     class Source(models.TextChoices):
         """Through what the event came: the channel, where `actor_label` says who."""

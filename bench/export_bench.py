@@ -42,7 +42,7 @@ def seed_decisions() -> float:
                 rule_ids, note, recommendation_id, model_outcome, agrees_with_model,
                 accepted_recommendation, recommendation_shown, blind_outcome, blind_rule_ids,
                 blind_agrees_with_model, claimed_at, model_action, action_agrees, rules_agree,
-                rules_overlap)
+                rules_overlap, notice, policy_name, appeal_window_days, appeal_deadline, dsa_mapping)
             SELECT c.id, %s, c.created_at + make_interval(mins => (5 + c.id %% 600)::int),
                    CASE WHEN c.id %% 4 = 0 THEN 'violating' ELSE 'not_violating' END,
                    CASE WHEN c.id %% 4 = 0 THEN 'remove' ELSE 'none' END,
@@ -55,7 +55,25 @@ def seed_decisions() -> float:
                    -- The model cites SP2.a on every third case, the reviewer on every fourth.
                    CASE WHEN c.id %% 3 = 0 OR c.id %% 4 = 0 THEN (c.id %% 3 = 0) = (c.id %% 4 = 0) END,
                    CASE WHEN c.id %% 3 = 0 OR c.id %% 4 = 0
-                        THEN CASE WHEN c.id %% 12 = 0 THEN 1.0 ELSE 0.0 END END
+                        THEN CASE WHEN c.id %% 12 = 0 THEN 1.0 ELSE 0.0 END END,
+                   -- What each decision told, stored with it (issue 10.5): the notice's text
+                   -- as `decide_case` writes it, one per outcome and day.
+                   CASE WHEN c.id %% 4 = 0 THEN
+                     'We reviewed the content against our Spam policy and found that it breaks '
+                     || E'these rules:\n- SP2.a: Cold promotion\n\nAs a result, the content has '
+                     || E'been removed.\n\nA person on our review team made this decision, after '
+                     || 'checking a recommendation prepared by an automated system.'
+                     || E'\n\nYou can appeal this decision within 183 days, until '
+                     || to_char(c.created_at + interval '183 days', 'YYYY-MM-DD') || '.'
+                   ELSE
+                     'We reviewed the reported content against our Spam policy and found that it '
+                     || E'does not break its rules. No action has been taken.\n\nA person on our '
+                     || 'review team made this decision, after checking a recommendation prepared '
+                     || 'by an automated system.'
+                   END,
+                   'Spam', 183, c.created_at + interval '183 days',
+                   ('{"default": {"category": "STATEMENT_CATEGORY_SCAMS_AND_FRAUD", '
+                    || '"decision_ground": "DECISION_GROUND_INCOMPATIBLE_CONTENT"}}')::jsonb
             FROM appeals_case c JOIN appeals_recommendation r ON r.case_id = c.id
             WHERE c.status = 'decided'
             """,

@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from .models import Policy, PolicyRule, PolicyVersion
-from .services import check_policy_text, import_policy_version
+from .services import check_policy_text, import_policy_version, save_policy_settings
 
 
 class PolicyVersionInline(admin.TabularInline):
@@ -32,6 +32,10 @@ class PolicyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so that the change (old and new values) is an audit event.
+        save_policy_settings(policy=obj, actor=request.user, via="admin")
 
 
 class NewVersionForm(forms.ModelForm):
@@ -111,6 +115,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
                 licence_notice=form.cleaned_data.get("licence_notice", ""),
                 publish=False,  # published from the workbench, through the gate
                 actor=request.user,
+                via="admin",
             )
         except ValidationError as error:
             messages.error(request, "; ".join(error.messages))

@@ -10,8 +10,19 @@ from django.db.models import Max
 
 from .models import Policy, PolicyRule, PolicyVersion
 from .safeguard.rules import extract_rules
+from .signals import policy_settings_changed, policy_version_added, policy_version_published
 
 MAX_POLICY_CHARS = 200_000
+# A policy's settings: what the admin edits, and what every change of is an audit event.
+SETTINGS_FIELDS = (
+    "slug",
+    "name",
+    "reasoning_effort",
+    "appeal_window_days",
+    "decide_within_hours",
+    "appeal_decide_within_hours",
+    "dsa_mapping",
+)
 
 
 def check_policy_text(text: str) -> list:
@@ -39,15 +50,20 @@ def import_policy_version(
     licence_notice: str = "",
     publish: bool = True,
     actor=None,
+    via: str = "command",
 ) -> PolicyVersion:
     """Add a new numbered version of the policy `slug` (creating the policy if it is new)."""
     rules = check_policy_text(text)
     policy, created = Policy.objects.select_for_update().get_or_create(
         slug=slug, defaults={"name": name}
     )
-    if not created and name and policy.name != name:
+    if created:
+        _settings_changed(policy, created=True, changes={}, actor=actor, via=via)
+    elif name and policy.name != name:
+        changes = {"name": [policy.name, name]}
         policy.name = name
         policy.save(update_fields=["name"])
+        _settings_changed(policy, created=False, changes=changes, actor=actor, via=via)
     sha256 = hashlib.sha256(text.encode()).hexdigest()
     latest = policy.versions.order_by("-number").first()
     if latest is not None and latest.sha256 == sha256:
@@ -67,11 +83,50 @@ def import_policy_version(
         PolicyRule(version=version, rule_id=rule.id, text=rule.text, position=position)
         for position, rule in enumerate(rules)
     )
+    policy_version_added.send(PolicyVersion, version=version, actor=actor, via=via)
     return version
 
 
 @transaction.atomic
-def publish_policy_version(*, version: PolicyVersion) -> PolicyVersion:
-    PolicyVersion.objects.filter(id=version.id).update(status=PolicyVersion.Status.PUBLISHED)
+def publish_policy_version(
+    *, version: PolicyVersion, actor=None, via: str = "command"
+) -> PolicyVersion:
+    published = (
+        PolicyVersion.objects.filter(id=version.id)
+        .exclude(status=PolicyVersion.Status.PUBLISHED)
+        .update(status=PolicyVersion.Status.PUBLISHED)
+    )
     version.refresh_from_db()
+    if published:
+        policy_version_published.send(PolicyVersion, version=version, actor=actor, via=via)
     return version
+
+
+def _settings_changed(policy: Policy, *, created: bool, changes: dict, actor, via: str) -> None:
+    policy_settings_changed.send(
+        Policy, policy=policy, created=created, changes=changes, actor=actor, via=via
+    )
+
+
+@transaction.atomic
+def save_policy_settings(*, policy: Policy, actor=None, via: str = "command") -> Policy:
+    """Save a policy's settings (a new policy, or changes to name, appeal window, times to
+    decide, DSA mapping, reasoning effort) and announce what changed, old and new values.
+
+    The caller has validated `policy` (the admin's form runs `full_clean`). A save that changes
+    nothing announces nothing.
+    """
+    if policy.id is None:
+        policy.save()
+        _settings_changed(policy, created=True, changes={}, actor=actor, via=via)
+        return policy
+    stored = Policy.objects.select_for_update().values(*SETTINGS_FIELDS).get(id=policy.id)
+    changes = {
+        field: [stored[field], getattr(policy, field)]
+        for field in SETTINGS_FIELDS
+        if stored[field] != getattr(policy, field)
+    }
+    policy.save()
+    if changes:
+        _settings_changed(policy, created=False, changes=changes, actor=actor, via=via)
+    return policy

@@ -95,7 +95,13 @@ def payload_for(decision: Decision) -> dict:
         "appealed_decision_id": case.appealed_decision_id,
         # The earlier final decision on the item that this one contradicts and replaces.
         "supersedes_decision_id": decision.supersedes_id,
-        "notice": notice_for(decision),
+        # What the user was told, as stored when the decision was taken: a re-sent callback
+        # says what the first one said, whatever the policy says now.
+        "notice": decision.notice or notice_for(decision),
+        "appeal_window_days": decision.appeal_window_days,
+        "appeal_deadline": decision.appeal_deadline.isoformat()
+        if decision.appeal_deadline
+        else None,
     }
 
 

@@ -287,6 +287,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         supersedes_id,
         superseded_by_id,
         mismatch,
+        stored_notice,
+        _told_policy_name,
+        _told_dsa_mapping,
     ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
     appeal_outcome = appeal_decided_at = None
@@ -312,7 +315,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         original_decided_at and original_decided_at[:10],  # the day: the notice names it
         decided_at[:10],
     )
-    notice = ctx.notices.get(notice_key)
+    # The notice as told, stored with the decision; composed only for a decision stored without
+    # one (none since migration 0008), from the policy as it stands.
+    notice = stored_notice or ctx.notices.get(notice_key)
     if notice is None:
         notice = compose_notice(
             NoticeFacts(

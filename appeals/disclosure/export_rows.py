@@ -95,6 +95,10 @@ _FIELDS = (
     "supersedes_id",
     "superseded_by_decision_id",
     "case__original_mismatch",
+    # What the decision told, as stored when it was taken (`appeals.disclosure.told`).
+    "notice",
+    "policy_name",
+    "dsa_mapping",
 )
 
 

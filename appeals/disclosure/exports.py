@@ -138,17 +138,24 @@ class Export:
     def _dsa(self) -> Iterator[str]:
         ctx = self._ctx
         version_at = _FIELDS.index("case__policy_version_id")
+        told_name_at = _FIELDS.index("policy_name")
+        told_mapping_at = _FIELDS.index("dsa_mapping")
         batch: list[dict] = []
         for chunk in self._chunks_read():
             for raw in chunk:
                 record = dict(zip(COLUMNS, _row(raw, ctx), strict=True))
                 version_id = raw[version_at]
                 version = ctx.lookups.version(version_id)
+                # The mapping and the policy's name as they stood at the decision (stored with
+                # it); the policy's current ones only for a decision stored without them.
+                mapping = raw[told_mapping_at]
+                if mapping.__class__ is str:  # PostgreSQL's fast reader leaves JSON as text
+                    mapping = json.loads(mapping)
                 statement = dsa.statement_for(
                     record,
-                    self._mappings.for_policy(version.policy_id, version.slug),
+                    mapping or self._mappings.for_policy(version.policy_id, version.slug),
                     rule_lines=ctx.rule_lines.lines(version_id, record["rule_ids"]),
-                    policy_name=version.name,
+                    policy_name=raw[told_name_at] or version.name,
                 )
                 if statement is None:
                     continue

@@ -201,6 +201,7 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
                     "model_id": provenance.model_id,
                     "prompt_sha256": provenance.prompt_sha256,
                 },
+                records=(rec,),
             )
         else:
             record_event(
@@ -213,6 +214,7 @@ def finish_draft(rec_id: int, token: uuid.UUID, draft: Draft) -> bool:
                     "reason": fields["failure_reason"],
                     "detail": draft.failure_detail[:500],
                 },
+                records=(rec,),
             )
     return True
 
@@ -317,6 +319,7 @@ def recover_stalled_drafts(*, now: dt.datetime | None = None) -> int:
                                 "attempts": attempts,
                                 "reason": "timeout" if kind == Kind.DRAFT_FAILED else "stalled",
                             },
+                            records=(Recommendation(id=rec_id),),
                         )
                     ]
                 )

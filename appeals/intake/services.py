@@ -111,6 +111,7 @@ def _received_event(case: Case, platform: Platform, source: AuditEvent.Source) -
             "queue": case.queue,
             "policy_version_id": case.policy_version_id,
         },
+        records=(case, case.item),
     )
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from appeals import outcomes
 from appeals.audit import PendingEvent, record_events
 from appeals.disclosure import hooks
+from appeals.disclosure.told import disclosure_for
 from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
 from appeals.models import AuditEvent, Case, Decision, QueueSetting
 
@@ -150,6 +151,14 @@ def decide_case(
             blind_outcome=blind_outcome,
             blind_rule_ids=blind["rule_ids"] if blind else (),
         )
+        told = disclosure_for(
+            case,
+            outcome=outcome,
+            action=action,
+            rule_ids=rule_ids,
+            decided_at=now,
+            model_assisted=recommendation is not None,
+        )
         decision = Decision.objects.create(
             case=case,
             decided_by=reviewer,
@@ -167,6 +176,7 @@ def decide_case(
             claimed_at=case.claimed_at,
             **levels,
             supersedes=superseded,
+            **told,
         )
         case.status = Case.Status.DECIDED
         case.save(update_fields=["status", *clear_lease(case)])
@@ -191,6 +201,7 @@ def decide_case(
                         "accepted_recommendation": decision.accepted_recommendation,
                         "supersedes_decision_id": superseded.id if superseded else None,
                     },
+                    records=(decision,),
                 )
             ]
             + appeal_links.link_open_appeals(decision, now=now, source=source)

@@ -62,7 +62,7 @@ def nothing_written():
         Item.objects.count(),
         Case.objects.count(),
         Recommendation.objects.count(),
-        AuditEvent.objects.count(),
+        AuditEvent.objects.filter(case__isnull=False).count(),  # the policy's own name none
     ) == (0, 0, 0, 0)
 
 
@@ -140,7 +140,9 @@ def test_revoked_token_is_refused_with_401_saying_so(api, acme_token):
     assert "revoked" in response.json()["errors"][0]["problem"]
     assert (Item.objects.count(), Case.objects.count(), Recommendation.objects.count()) == (0, 0, 0)
     # The revocation itself is the one audit event; the refused request added none.
-    assert list(AuditEvent.objects.values_list("kind", flat=True)) == ["token_revoked"]
+    assert list(
+        AuditEvent.objects.exclude(kind__startswith="policy_").values_list("kind", flat=True)
+    ) == ["token_revoked"]
 
 
 def test_token_stores_only_its_hash_and_prefix(acme_token):
@@ -184,7 +186,8 @@ def test_same_item_sent_again_with_the_same_body_answers_200_with_the_same_case(
     again = post(api, "/items", ITEM)
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
-    assert Case.objects.count() == 1 and AuditEvent.objects.count() == 1
+    assert Case.objects.count() == 1
+    assert AuditEvent.objects.filter(case__isnull=False).count() == 1
 
 
 def test_same_external_id_with_another_body_is_a_409_conflict(api):

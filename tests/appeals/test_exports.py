@@ -324,7 +324,7 @@ def test_the_postgres_fast_reader_returns_what_the_orm_does(casework):
     json_at = [
         i
         for i, name in enumerate(_FIELDS)
-        if name.endswith(("rule_ids", "original_mismatch")) or name == "appeal"
+        if name.endswith(("rule_ids", "original_mismatch")) or name in ("appeal", "dsa_mapping")
     ]
 
     def decoded(row):  # the fast reader leaves JSON as text, for `_row` to decode

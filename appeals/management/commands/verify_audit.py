@@ -7,6 +7,9 @@ Exit codes:
   3  a checkpoint file was refused (forged, wrong key, altered, malformed); the chain agrees with
      every checkpoint that verified
   4  checkpoints could not be checked or written (no key, unreadable key or storage)
+  5  (with --records) the chain is intact, but a decision, recommendation, item, case, policy,
+     policy version or policy rule no longer matches the hash its audit event recorded (edited,
+     deleted, or present without an event)
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from django.core.management.base import BaseCommand, CommandError
 
 from appeals.audit import verify_chain
 from appeals.disclosure import checkpoints
+from appeals.models import AuditEvent
+from appeals.record_check import adopt_unrecorded_rows, verify_records
 
 EXIT_BROKEN = 1
 EXIT_REFUSED_CHECKPOINT = 3
 EXIT_CANNOT_CHECK = 4
+EXIT_RECORDS = 5
 
 
 class Command(BaseCommand):
@@ -26,7 +32,8 @@ class Command(BaseCommand):
         "Check that no audit event was altered, removed, inserted or reordered, and that the "
         "chain agrees with every signed checkpoint; then sign a new checkpoint. Exit codes: "
         "0 intact, 1 broken or disagrees with a checkpoint, 3 a checkpoint file refused, "
-        "4 checkpoints could not be checked or written."
+        "4 checkpoints could not be checked or written, 5 (--records) a record does not match "
+        "its audit event."
     )
 
     def add_arguments(self, parser):
@@ -42,6 +49,19 @@ class Command(BaseCommand):
             help="verify only: do not sign and store a checkpoint of the head",
         )
         parser.add_argument(
+            "--records",
+            action="store_true",
+            help="also recompute the hash of every decision, recommendation, item, case, policy, "
+            "policy version and rule, and name each row edited, deleted or added outside the "
+            "application",
+        )
+        parser.add_argument(
+            "--adopt-unrecorded",
+            action="store_true",
+            help="once, after upgrading: record the hashes of rows that no audit event names yet "
+            "(the adoption is itself an audit event), then stop",
+        )
+        parser.add_argument(
             "--public-key",
             action="store_true",
             help="print the checkpoint verifying key (PEM) and its key id, then stop",
@@ -50,6 +70,12 @@ class Command(BaseCommand):
     def handle(self, *args, expect_head: str, chunk_size: int, no_checkpoint: bool, **options):
         if options["public_key"]:
             return self._print_public_key()
+        if options["adopt_unrecorded"]:
+            adopted = adopt_unrecorded_rows(
+                actor_label="verify_audit", source=AuditEvent.Source.COMMAND
+            )
+            self.stdout.write(f"{adopted} rows without an audit event adopted into the chain")
+            return
         problems: list[str] = []
         report = verify_chain(chunk_size=chunk_size, expect_head=expect_head.strip())
         intact = (
@@ -97,6 +123,8 @@ class Command(BaseCommand):
             self.stdout.write("no signed checkpoints yet: only the chain's own links were checked")
         if refused:
             self._fail(refused, EXIT_REFUSED_CHECKPOINT)
+        if options["records"]:
+            self._check_records(chunk_size)
         if no_checkpoint:
             return
         try:
@@ -107,6 +135,16 @@ class Command(BaseCommand):
         except checkpoints.CheckpointError as error:
             self._fail([f"checkpoint not written: {error}"], EXIT_CANNOT_CHECK)
         self.stdout.write(f"checkpoint written: {written.describe()}")
+
+    def _check_records(self, chunk_size: int) -> None:
+        records = verify_records(chunk_size=chunk_size)
+        if not records.ok:
+            self._fail(
+                [f"record {problem.describe()}" for problem in records.problems]
+                + [f"{len(records.problems)} records do not match the audit chain"],
+                EXIT_RECORDS,
+            )
+        self.stdout.write(f"records match the audit chain: {records.summary()}")
 
     def _print_public_key(self):
         try:
