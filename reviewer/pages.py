@@ -2,12 +2,17 @@
 
 from django.urls import path
 
-from . import exports, views
+from . import console_pages, exports, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("queues/<str:queue>/", views.queue_list, name="queue_list"),
     path("queues/<str:queue>/next/", views.start_reviewing, name="start_reviewing"),
+    path(
+        "queues/<str:queue>/requeue-drafts/",
+        console_pages.queue_requeue_drafts,
+        name="queue_requeue_drafts",
+    ),
     path("cases/<int:case_id>/", views.case_detail, name="case_detail"),
     path(
         "cases/<int:case_id>/media/preview/",
@@ -36,6 +41,8 @@ urlpatterns = [
         name="policy_rule",
     ),
     path("quality/", views.quality_page, name="quality"),
+    path("audit/", console_pages.audit_log, name="audit_log"),
+    path("policies/", console_pages.policies_page, name="policies"),
     path("exports/", exports.export_page, name="export"),
     path("exports/decisions.csv", exports.export_download, {"fmt": "csv"}, name="export_csv"),
     path("exports/decisions.jsonl", exports.export_download, {"fmt": "jsonl"}, name="export_jsonl"),

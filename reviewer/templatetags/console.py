@@ -124,6 +124,15 @@ def at(sequence, index):
 
 
 @register.filter
+def get(mapping, key):
+    """mapping[key], or '' when it has none (a rule id the version does not define)."""
+    try:
+        return mapping.get(key, "")
+    except AttributeError:
+        return ""
+
+
+@register.filter
 def relative(value, now):
     """'in 3 h 12 min' or '2 d 4 h ago', compact for dense tables."""
     if value is None:
