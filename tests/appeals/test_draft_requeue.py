@@ -124,7 +124,11 @@ def _settled(case_id, status):
 
 @pytest.mark.integration
 def test_unconfigured_drafts_become_ready_when_the_worker_restarts_with_a_server(
-    broker_url, stand_in_server, platform, spam_policy, tmp_path  # noqa: F811
+    broker_url,
+    stand_in_server,  # noqa: F811 - the fixture imported above
+    platform,
+    spam_policy,
+    tmp_path,  # noqa: F811
 ):
     base_url, received = stand_in_server
     case = flag(platform, content="Gold rings, 90% off, today only! DM me.")
