@@ -110,7 +110,9 @@ def test_an_authors_appeal_in_the_history_is_readable_by_the_reviewer(
     assert client.get(f"/cases/{the_appeal.id}/").status_code == 200
     stranger = flag(platform, author_id="u-8")
     other_appeal = appeal(platform, item_external_id=stranger.external_id)
-    assert client.get(f"/cases/{other_appeal.id}/").status_code == 200  # u-8 has a flag alice may work
+    assert (
+        client.get(f"/cases/{other_appeal.id}/").status_code == 200
+    )  # u-8 has a flag alice may work
     unrelated = appeal(platform, item_external_id=flag(platform).external_id)
     assert client.get(f"/cases/{unrelated.id}/").status_code == 403  # no author: no history
 
