@@ -161,3 +161,17 @@ def test_unconfigured_drafts_become_ready_when_the_worker_restarts_with_a_server
         "draft_started",
         "drafted",
     ]
+
+
+def test_the_case_page_says_the_draft_will_come_once_a_model_is_configured(
+    client, platform, spam_policy, alice, monkeypatch
+):
+    case = flag(platform)
+    failed_draft(case)
+    client.force_login(alice)
+    assert "No model is configured." in client.get(f"/cases/{case.id}/").content.decode()
+    monkeypatch.setenv("SAFEGUARD_BACKEND", "openai")
+    monkeypatch.setenv("SAFEGUARD_BASE_URL", "http://127.0.0.1:9/v1")
+    page = client.get(f"/cases/{case.id}/").content.decode()
+    assert "A model is configured now." in page
+    assert "asked for again when a worker starts" in page
