@@ -66,3 +66,12 @@ def case_spec(case: Case) -> CaseSpec:
         appeal_statement=case.statement if case.is_appeal else None,
         context=item_context(case.item),
     )
+
+
+def record_model_saw(recommendations) -> None:
+    """Store what the model reads for each recommendation: one UPDATE per distinct value."""
+    by_value: dict[str, list[int]] = {}
+    for rec in recommendations:
+        by_value.setdefault(model_saw(rec.case.item), []).append(rec.id)
+    for value, ids in by_value.items():
+        Recommendation.objects.filter(id__in=ids).update(model_saw=value)

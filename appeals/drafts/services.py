@@ -216,10 +216,7 @@ def run_drafts(recommendation_ids: Sequence[int]) -> int:
     today = timezone.now().date()
     stored = 0
     for group in by_version.values():
-        for rec in group:  # what of the item the model reads: said on the case page and exports
-            Recommendation.objects.filter(id=rec.id).update(
-                model_saw=inputs.model_saw(rec.case.item)
-            )
+        inputs.record_model_saw(group)  # said on the case page and in exports
         spec = policy_spec(group[0].policy_version)
         drafts = engine.draft(
             spec, [_case_spec(rec.case) for rec in group], conversation_date=today

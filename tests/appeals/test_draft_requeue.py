@@ -132,6 +132,12 @@ def test_unconfigured_drafts_become_ready_when_the_worker_restarts_with_a_server
 ):
     base_url, received = stand_in_server
     case = flag(platform, content="Gold rings, 90% off, today only! DM me.")
+    picture = flag(
+        platform,
+        content="(image post)",
+        content_type="image",
+        metadata={"caption": "Rings at 90% off, link in bio", "alt_text": "Three gold rings"},
+    )
     unconfigured = {"SAFEGUARD_BACKEND": "openai", "SAFEGUARD_BASE_URL": ""}
     with celery_worker(broker_url=broker_url, env=unconfigured, log_path=tmp_path / "w1.log"):
         failed = wait_for(_settled(case.id, "failed"), timeout=60, what="the unconfigured draft")
@@ -147,11 +153,20 @@ def test_unconfigured_drafts_become_ready_when_the_worker_restarts_with_a_server
     # Nobody presses Retry: the worker's start is what asks again.
     with celery_worker(broker_url=broker_url, env=configured, log_path=tmp_path / "w2.log"):
         ready = wait_for(_settled(case.id, "ready"), timeout=60, what="the re-queued draft")
+        seen = wait_for(_settled(picture.id, "ready"), timeout=60, what="the image's draft")
     log = (tmp_path / "w2.log").read_text()
-    assert "Re-queued 1 draft(s) that had failed as not configured" in log
+    assert "Re-queued 2 draft(s) that had failed as not configured" in log
+    # The text-only model read the image's caption and alt text, labelled, and says so.
+    assert seen.model_saw == "caption"
+    prompts = [body["messages"][-1]["content"] for body in received]
+    assert any(
+        "<context>\nCaption: Rings at 90% off, link in bio\nAlt text: Three gold rings\n</context>"
+        in prompt
+        for prompt in prompts
+    ), prompts
     assert ready.violation is True and "SP2.b" in ready.rule_ids
     assert ready.model_saw == "text"
-    assert "Gold rings, 90% off" in received[0]["messages"][-1]["content"]
+    assert any("Gold rings, 90% off" in prompt for prompt in prompts)
     kinds = list(AuditEvent.objects.filter(case=case).values_list("kind", flat=True))
     assert kinds == [
         "received",
