@@ -35,11 +35,12 @@ TEEN_SAFETY = {
     "dangerous-roleplay": "Dangerous Roleplay (Teen Safety)",
     "age-restricted-goods-and-services": "Age-Restricted Goods and Services (Teen Safety)",
 }
-# Which demo policy reviews a text from the moderation eval set, by its positive labels.
+# Which demo policy reviews a text from the moderation eval set, by its positive labels. Self-harm
+# (SH) has no demo policy (Harmful Body Ideals only refers it on), so those texts are left out,
+# like hate and harassment.
 LABEL_TO_POLICY = [
     (("V2", "V"), "graphic-violent-content"),
     (("S3", "S"), "graphic-sexual-content"),
-    (("SH",), "harmful-body-ideals"),
 ]
 DEMO_USERS = {
     "reviewer": ("reviewer",),
@@ -102,7 +103,7 @@ def _moderation_items(root: Path, limit: int) -> list[ItemIn]:
                     break
             if policy is None:
                 if any(v == 1 for v in labels.values()):
-                    continue  # hate / harassment: no demo policy covers it
+                    continue  # self-harm, hate, harassment: no demo policy covers it
                 policy = unlabelled_policy[line_no % len(unlabelled_policy)]
             text = sample["prompt"].strip()
             if not text:

@@ -357,6 +357,16 @@ class Recommendation(models.Model):
     raw_output = models.TextField(blank=True)
     injection_signals = models.JSONField(default=list, blank=True)
 
+    class Input(models.TextChoices):
+        """What of the item the (text-only) model read: never the pixels of an image or video."""
+
+        TEXT = "text", "The text"
+        CAPTION = "caption", "The caption or alt text only"
+        TRANSCRIPT = "transcript", "The transcript"
+        ADDRESS = "address", "Only the media's address"
+
+    model_saw = models.CharField(max_length=10, choices=Input, blank=True)
+
     # Provenance: enough to say exactly what ran, on what, and to re-render the prompt.
     policy_version = models.ForeignKey(
         PolicyVersion, on_delete=models.PROTECT, related_name="+", db_index=False
@@ -523,6 +533,7 @@ class AuditEvent(models.Model):
         DRAFT_FAILED = "draft_failed", "Draft failed"
         DRAFT_RECOVERED = "draft_recovered", "Stalled draft recovered"
         DRAFT_DISCARDED = "draft_discarded", "Late draft discarded"
+        DRAFTS_REQUEUED = "drafts_requeued", "Failed drafts re-queued"
         CLAIMED = "claimed", "Claimed"
         LEASE_RENEWED = "lease_renewed", "Lease renewed"
         LEASE_EXPIRED = "lease_expired", "Lease expired"

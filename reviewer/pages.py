@@ -2,12 +2,17 @@
 
 from django.urls import path
 
-from . import callbacks, exports, views
+from . import callbacks, console_pages, exports, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("queues/<str:queue>/", views.queue_list, name="queue_list"),
     path("queues/<str:queue>/next/", views.start_reviewing, name="start_reviewing"),
+    path(
+        "queues/<str:queue>/requeue-drafts/",
+        console_pages.queue_requeue_drafts,
+        name="queue_requeue_drafts",
+    ),
     path("cases/<int:case_id>/", views.case_detail, name="case_detail"),
     path(
         "cases/<int:case_id>/media/preview/",
@@ -37,6 +42,8 @@ urlpatterns = [
     ),
     path("quality/", views.quality_page, name="quality"),
     path("callbacks/<int:delivery_id>/retry/", callbacks.retry_callback, name="retry_callback"),
+    path("audit/", console_pages.audit_log, name="audit_log"),
+    path("policies/", console_pages.policies_page, name="policies"),
     path("exports/", exports.export_page, name="export"),
     path("exports/decisions.csv", exports.export_download, {"fmt": "csv"}, name="export_csv"),
     path("exports/decisions.jsonl", exports.export_download, {"fmt": "jsonl"}, name="export_jsonl"),

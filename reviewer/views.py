@@ -22,7 +22,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
-from appeals.drafts.services import latest_recommendation, request_draft
+from appeals.drafts import inputs as draft_inputs
+from appeals.drafts.services import latest_recommendation
 from appeals.media import services as media
 from appeals.models import (
     AuditEvent,
@@ -55,6 +56,7 @@ from appeals.review.queueing import (
     renew_lease,
     skip_case,
 )
+from appeals.review.redraft import is_senior, may_retry_draft, retry_draft
 from policies.models import Policy, PolicyRule, PolicyVersion
 
 from . import blind_first as blind_first_rules
@@ -208,6 +210,14 @@ def dashboard(request):
 def start_reviewing(request, queue):
     queue = _queue_or_404(queue)
     require_queue(request.user, queue)
+    held = Case.objects.held_by(request.user).filter(queue=queue).order_by("claimed_at").first()
+    if held is not None:
+        # "Next" never stacks claims: the case already held comes first, and the page says so.
+        messages.info(
+            request,
+            f"You still hold case {held.id}: decide, escalate, skip or release it before the next.",
+        )
+        return redirect("case_detail", case_id=held.id)
     case = claim_next_case(reviewer=request.user, queue=queue)
     if case is None:
         messages.info(request, f"No cases are waiting in {queue.label}.")
@@ -332,6 +342,7 @@ def queue_list(request, queue):
             "now": now,
             "can_work": can_work_queue(user, queue),
             "hide_model": hide_model,
+            "can_requeue": is_senior(user),
         },
     )
 
@@ -408,6 +419,22 @@ def _draft_view(
     return DraftView(
         rec, hidden, blind_call, accept.outcome, accept.rule_ids, accept.action, accept.problem
     )
+
+
+def _model_configured() -> bool:
+    """Whether this process's configuration could draft (the worker re-queues on start)."""
+    from policies.engine import engine_config
+    from policies.safeguard import unavailable_reason
+
+    return unavailable_reason(engine_config()) is None
+
+
+def _unseen_media(case: Case, rec: Recommendation | None) -> str:
+    """For an image or video case, what the model read instead of the pixels ('' otherwise)."""
+    if case.item.content_type not in MEDIA_TYPES or rec is None or not rec.is_ready:
+        return ""
+    saw = rec.model_saw or draft_inputs.model_saw(case.item)
+    return Recommendation.Input(saw).label if saw in Recommendation.Input.values else saw
 
 
 def _history(case: Case, field: str, value: str) -> dict | None:
@@ -493,10 +520,15 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "reporter_history": _history(case, "reporter_id", case.item.reporter_id),
         "rules": rules,
         "original_rules": [(r, rule_text.get(r, "")) for r in case.original_rule_ids],
+        "rule_text": rule_text,
         # Only rules the version defines are linked: a platform's or a model's id may be anything.
         "known_rule_ids": known,
         "draft": draft,
         "rec": draft.recommendation,
+        "may_retry": may_retry_draft(user, case),
+        "model_configured": _model_configured(),
+        "item_context": draft_inputs.item_context(case.item),
+        "unseen_media": _unseen_media(case, draft.recommendation),
         "blind_first": blind_first,
         "holds_lease": holds_lease,
         "may_work": may_work,
@@ -603,6 +635,19 @@ def case_decide(request, case_id):
     if not form.is_valid():
         return _render_case(request, case, errors=_form_errors(form), status=400)
     data = form.cleaned_data
+    if request.POST.get("via") == "accept" and request.POST.get("media_checked") != "1":
+        unseen = _unseen_media(case, latest_recommendation(case))
+        if unseen:
+            return _render_case(
+                request,
+                case,
+                errors=[
+                    f"The model did not see this {case.item.content_type} (it read: "
+                    f"{unseen.lower()}). Tick that you looked at it yourself to accept its "
+                    "recommendation."
+                ],
+                status=400,
+            )
     try:
         decision = decide_case(
             reviewer=request.user,
@@ -621,6 +666,8 @@ def case_decide(request, case_id):
         f"Case {case.id}: {decision.get_outcome_display().lower()}"
         f"{' (model accepted)' if decision.accepted_recommendation else ''}.",
     )
+    if request.POST.get("then") == "stay":
+        return redirect("case_detail", case_id=case.id)
     return _next_case(request, case.queue)
 
 
@@ -696,8 +743,12 @@ def case_release(request, case_id):
 
 @require_POST
 def case_retry_draft(request, case_id):
-    case = _workable_case(request, case_id)
-    request_draft(case=case, actor=request.user)
+    case = get_object_or_404(_case_queryset(), id=case_id)
+    require_view_case(request.user, case)
+    try:
+        retry_draft(case_id=case.id, actor=request.user)
+    except ValidationError as error:
+        return _render_case(request, case, errors=_error_messages(error), status=400)
     if request.htmx:
         return _render_case(request, case, template="reviewer/case.html#recommendation")
     messages.info(request, "A new draft was requested.")

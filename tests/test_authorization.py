@@ -42,11 +42,15 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "case_escalate": ("POST", (LOGIN, 403, 400, 400, 403, 403)),
     "case_skip": ("POST", (LOGIN, 403, 400, 400, 403, 403)),
     "case_release": ("POST", (LOGIN, 403, 400, 400, 403, 403)),
-    "case_retry_draft": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
+    # Only the lease holder or a senior may ask again (alice holds no lease here).
+    "case_retry_draft": ("POST", (LOGIN, 403, 403, 302, 403, 403)),
+    "queue_requeue_drafts": ("POST", (LOGIN, 403, 403, 302, 403, 403)),
     "case_renew_lease": ("POST", (LOGIN, 403, 400, 400, 403, 403)),
     "policy_version": ("GET", (LOGIN, 403, 200, 200, 200, 200)),
     "policy_rule": ("GET", (LOGIN, 403, 200, 200, 200, 200)),
     "quality": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
+    "audit_log": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
+    "policies": ("GET", (LOGIN, 403, 200, 200, 200, 200)),
     "export": ("GET", (LOGIN, 403, 403, 403, 403, 200)),
     "export_csv": ("GET", (LOGIN, 403, 403, 403, 403, 200)),
     "export_jsonl": ("GET", (LOGIN, 403, 403, 403, 403, 200)),
@@ -142,8 +146,8 @@ def _url(key: str, world) -> str:
     case = world["appeal"] if variant == "appeal" else world["case"]
     if name.startswith("queue_list"):
         return reverse("queue_list", args=[variant])
-    if name == "start_reviewing":
-        return reverse("start_reviewing", args=["flags"])
+    if name in ("start_reviewing", "queue_requeue_drafts"):
+        return reverse(name, args=["flags"])
     if name.startswith("case_"):
         return reverse(name, args=[case.id])
     if name == "policy_version":

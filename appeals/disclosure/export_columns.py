@@ -77,6 +77,7 @@ COLUMN_TABLE = (
     Column("model_policy_sha256"),
     Column("prompt_sha256"),
     Column("reasoning_effort"),
+    Column("model_saw"),  # text | caption | transcript | address: never an image's pixels
     Column("agrees_with_model", FLAG),
     Column("accepted_recommendation", FLAG),
     Column("recommendation_shown", FLAG),
@@ -268,6 +269,7 @@ def _row(raw: tuple, ctx: _Context) -> list:
         model_policy_sha256,
         prompt_sha256,
         effort,
+        model_saw,
         agrees,
         accepted,
         shown,
@@ -380,6 +382,7 @@ def _row(raw: tuple, ctx: _Context) -> list:
         model_policy_sha256,
         prompt_sha256,
         effort,
+        model_saw,
         agrees,
         accepted,
         shown,

@@ -76,6 +76,7 @@ _FIELDS = (
     "recommendation__policy_sha256",
     "recommendation__prompt_sha256",
     "recommendation__reasoning_effort",
+    "recommendation__model_saw",
     "agrees_with_model",
     "accepted_recommendation",
     "recommendation_shown",

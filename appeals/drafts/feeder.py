@@ -42,7 +42,7 @@ from policies.models import PolicyVersion
 from policies.safeguard.stream import draft_stream, stream_width
 from policies.safeguard.types import CaseSpec
 
-from . import services
+from . import inputs, services
 from .heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -123,11 +123,12 @@ def drain_policy_version(
             if not taken:
                 return
             tokens.update(taken)
-            recs = (
+            recs = list(
                 Recommendation.objects.filter(id__in=taken)
                 .select_related("case__item")
                 .order_by("id")
             )
+            inputs.record_model_saw(recs)  # said on the case page and in exports
             for rec in recs:
                 case = services._case_spec(rec.case)
                 case_of[case.key] = rec.id  # one draft in flight per case: the key is unique

@@ -24,8 +24,9 @@ from django.utils import timezone
 from appeals.audit import PendingEvent, record_event, record_events
 from appeals.models import AuditEvent, Case, Recommendation
 from policies.engine import engine_from_settings, policy_spec
-from policies.safeguard.types import CaseSpec, Draft, OriginalDecision
+from policies.safeguard.types import CaseSpec, Draft
 
+from . import inputs
 from .heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -101,22 +102,7 @@ def enqueue_drafts(chunks: list[list[int]]) -> None:
 
 
 def _case_spec(case: Case) -> CaseSpec:
-    original = None
-    if case.is_appeal:
-        original = OriginalDecision(
-            outcome=case.original_action,
-            rule_ids=tuple(case.original_rule_ids),
-            decided_at=case.original_decided_at.date().isoformat()
-            if case.original_decided_at
-            else None,
-        )
-    return CaseSpec(
-        key=str(case.id),
-        content=case.item.content,
-        content_type=case.item.content_type,
-        original_decision=original,
-        appeal_statement=case.statement if case.is_appeal else None,
-    )
+    return inputs.case_spec(case)
 
 
 def start_drafts(
@@ -264,6 +250,7 @@ def run_drafts(recommendation_ids: Sequence[int]) -> int:
     with Heartbeat(taken):
         engine = engine_from_settings()
         for group in by_version.values():
+            inputs.record_model_saw(group)  # said on the case page and in exports
             spec = policy_spec(group[0].policy_version)
             drafts = engine.draft(
                 spec, [_case_spec(rec.case) for rec in group], conversation_date=today

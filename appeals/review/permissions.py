@@ -31,7 +31,33 @@ def can_view_case(user, case: Case) -> bool:
         user.has_perm("appeals.view_all_cases")
         or can_work_queue(user, case.queue)
         or (case.claimed_by_id == user.id)
+        or _escalated_by(user, case)
+        or _in_history_of_workable_case(user, case)
     )
+
+
+def _escalated_by(user, case: Case) -> bool:
+    """Whoever escalated a case may still read it (to see what the senior decided)."""
+    from appeals.models import AuditEvent
+
+    return (
+        user.is_authenticated
+        and AuditEvent.objects.filter(
+            case_id=case.id, kind=AuditEvent.Kind.ESCALATED, actor_id=user.id
+        ).exists()
+    )
+
+
+def _in_history_of_workable_case(user, case: Case) -> bool:
+    """Cases the case page links to as the author's history: readable (not workable) by whoever
+    may work some case by the same author on the same platform."""
+    queues = workable_queues(user)
+    author = case.item.author_id
+    if not queues or not author:
+        return False
+    return Case.objects.filter(
+        platform_id=case.platform_id, item__author_id=author, queue__in=queues
+    ).exists()
 
 
 def require_view_case(user, case: Case) -> None:

@@ -67,6 +67,14 @@ class OriginalDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class ContextNote:
+    """A labelled piece of text about the content (a caption, alt text, a transcript)."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class CaseSpec:
     """The content under review; for an appeal also the decision appealed and the statement."""
 
@@ -75,6 +83,8 @@ class CaseSpec:
     content_type: str = "text"
     original_decision: OriginalDecision | None = None
     appeal_statement: str | None = None
+    # What the platform sent about the content (for media, all a text-only model can read).
+    context: tuple[ContextNote, ...] = ()
 
     @property
     def is_appeal(self) -> bool:

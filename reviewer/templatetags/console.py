@@ -124,6 +124,24 @@ def at(sequence, index):
 
 
 @register.filter
+def get(mapping, key):
+    """mapping[key], or '' when it has none (a rule id the version does not define)."""
+    try:
+        return mapping.get(key, "")
+    except AttributeError:
+        return ""
+
+
+@register.filter
+def rule_gloss(text: str, rule_id: str) -> str:
+    """A rule's text in one line for a chip: no heading marks, no leading repeat of its id."""
+    line = " ".join(without_heading_marks(text or "").split())
+    if rule_id and line.startswith(rule_id):
+        line = line[len(rule_id) :].lstrip(" :-–")
+    return line
+
+
+@register.filter
 def relative(value, now):
     """'in 3 h 12 min' or '2 d 4 h ago', compact for dense tables."""
     if value is None:

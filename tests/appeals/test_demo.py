@@ -140,3 +140,18 @@ def test_a_fresh_database_gets_every_demo_login_with_admin_as_superuser(roles):
     assert summary.users_created == ("reviewer", "senior", "auditor", "policyadmin", "admin")
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password("demo-password-1")
+
+
+def test_demo_texts_are_filed_only_under_policies_that_cover_them():
+    from appeals.demo import LABEL_TO_POLICY, _moderation_items
+    from tests.paths import DATASETS
+
+    items = _moderation_items(DATASETS, limit=400)
+    assert items
+    covered = {slug: keys for keys, slug in LABEL_TO_POLICY}
+    for item in items:
+        labels = item.metadata["labels"]
+        positive = {k for k, v in labels.items() if v == 1}
+        assert "SH" not in positive, item.external_id  # no demo policy covers self-harm
+        if positive:
+            assert positive & set(covered[item.policy]), (item.external_id, item.policy)

@@ -156,7 +156,11 @@ def open_flags(platform) -> dict[str, Case]:
         platform,
         content="(image post)",
         content_type="image",
-        metadata={"url": PICTURE_URL},
+        metadata={
+            "url": PICTURE_URL,
+            "caption": "WIN A FREE iPHONE!! tap the link in bio before midnight",
+            "alt_text": "A phone on a gold background with the words 'You won'",
+        },
         author_id="u-prizes",
         reporter_id="r-9002",
         external_id="post-8818",
@@ -164,8 +168,8 @@ def open_flags(platform) -> dict[str, Case]:
     ready_draft(
         cases["picture"],
         rule_ids=("SP3.a",),
-        rationale="The image announces a prize and points to a link: a fake giveaway.",
-        reasoning="Image text: 'WIN A FREE iPHONE, tap the link in bio'. SP3.a.",
+        rationale="The caption announces a prize and points to a link: a fake giveaway.",
+        reasoning="Caption: 'WIN A FREE iPHONE, tap the link in bio'. SP3.a.",
     )
     _backdate(cases["rings"], hours=3)
     _backdate(cases["giveaway"], hours=30)  # past due

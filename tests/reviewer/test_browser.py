@@ -146,9 +146,14 @@ def test_a_reviewer_works_through_the_flags_queue_with_the_keyboard(
     assert "Irrelevant ads" in panel.inner_text()
     assert "in spam v1" in panel.inner_text()
 
-    # `a` accepts the draft and moves straight to the next case.
+    # `a` only selects accepting the draft, and says so; Shift+Enter submits and moves on.
     page.keyboard.press("Escape")
     page.locator("body").press("a")
+    status = page.locator("#selected-action")
+    assert "Selected: Accept the model's recommendation" in status.inner_text()
+    assert page.locator("#accept-form.is-selected").count() == 1
+    assert not Decision.objects.filter(case=first).exists()  # a letter records nothing
+    page.locator("body").press("Shift+Enter")
     page.wait_for_url(re.compile(case_url(second)))
     accepted = Decision.objects.get(case=first)
     assert (accepted.accepted_recommendation, accepted.rule_ids) == (True, ["SP2.b"])
@@ -160,7 +165,7 @@ def test_a_reviewer_works_through_the_flags_queue_with_the_keyboard(
     page.get_by_label("Violating", exact=True).check()
     page.locator("#override-form select[name=action]").select_option("restrict")
     page.locator("#override-form").get_by_label("SP2.a").check()
-    page.locator("#override-form").get_by_role("button", name="Decide").click()
+    page.locator("#decide-button").click()
     page.wait_for_url(re.compile(case_url(third)))
     overridden = Decision.objects.get(case=second)
     assert (overridden.rule_ids, overridden.action, overridden.accepted_recommendation) == (
@@ -180,6 +185,82 @@ def test_a_reviewer_works_through_the_flags_queue_with_the_keyboard(
     third.refresh_from_db()
     assert third.queue == Queue.ESCALATIONS
     assert third.escalation_reason == "a second opinion, please"
+
+
+def test_a_letter_selects_enter_submits_and_stays_escape_cancels(
+    page, alice, platform, spam_policy
+):
+    cases = demo.open_flags(platform)
+    log_in(page, "alice")
+    page.locator("#queue-flags").get_by_role("button", name="Start reviewing").click()
+    case = cases["rings"]
+    page.wait_for_url(re.compile(case_url(case)))
+    body = page.locator("body")
+    body.press("a")
+    body.press("Escape")  # cancels the selection: Enter then does nothing
+    assert page.locator("#selected-action").is_hidden()
+    body.press("Enter")
+    page.wait_for_timeout(300)
+    assert not Decision.objects.filter(case=case).exists()
+
+    # Shortcuts are off inside a field: typing "a" in the note selects nothing.
+    page.locator("#override-form textarea").click()
+    page.keyboard.type("a")
+    assert page.locator(".is-selected").count() == 0
+    page.keyboard.press("Escape")
+
+    body.press("s")
+    assert "Selected: Skip" in page.locator("#selected-action").inner_text()
+    assert page.locator("#pass-reason").evaluate("el => el === document.activeElement")
+    page.keyboard.press("Escape")
+    body.press("a")
+    body.press("Enter")  # submit and stay on this case
+    page.wait_for_url(re.compile(case_url(case)))
+    assert Decision.objects.get(case=case).accepted_recommendation is True
+    assert "Decision" in page.locator("#decision-panel").inner_text()
+    page.locator("body").press("?")
+    help_text = page.locator("#shortcut-help").inner_text()
+    assert "Select: accept the model's recommendation" in help_text
+    assert "Submit the selected action and move on to the next case" in help_text
+
+
+def test_a_media_draft_the_model_did_not_see_cannot_be_accepted_in_one_key(
+    page, alice, platform, spam_policy
+):
+    case = demo.open_flags(platform)["picture"]
+    Case.objects.exclude(id=case.id).update(status=Case.Status.DECIDED)
+    log_in(page, "alice")
+    page.locator("#queue-flags").get_by_role("button", name="Start reviewing").click()
+    page.wait_for_url(re.compile(case_url(case)))
+    assert "The model did not see this image" in page.locator("#recommendation").inner_text()
+    assert "WIN A FREE iPHONE" in page.locator("#item-context").inner_text()
+    body = page.locator("body")
+    body.press("a")  # selects, and puts focus on "I looked at the image myself"
+    assert page.evaluate("document.activeElement.name") == "media_checked"
+    page.keyboard.press("Escape")
+    body.press("Shift+Enter")  # the browser refuses: the box is not ticked
+    page.wait_for_timeout(300)
+    assert not Decision.objects.filter(case=case).exists()
+    page.get_by_label("I looked at the image myself").check()
+    page.keyboard.press("Escape")
+    body.press("Enter")
+    page.wait_for_url(re.compile(case_url(case)))
+    assert Decision.objects.get(case=case).accepted_recommendation is True
+
+
+def test_decision_controls_fit_at_1280_by_720(page, alice, platform, spam_policy):
+    cases = demo.open_flags(platform)
+    log_in(page, "alice")
+    page.locator("#queue-flags").get_by_role("button", name="Start reviewing").click()
+    page.wait_for_url(re.compile(case_url(cases["rings"])))
+    for selector in (
+        "#accept-form button",
+        "#decide-button",
+        "#escalate-form button",
+        "#decision-panel details.more-actions > summary",
+    ):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 720, (selector, box)
 
 
 def test_the_help_overlay_opens_with_question_mark(page, alice, platform, spam_policy):
@@ -213,6 +294,7 @@ def test_blind_first_hides_the_draft_until_the_reviewer_calls_it(
     assert "irrelevant ad under SP2.b" in page.locator("#recommendation").inner_text()
     assert "the model agrees" in page.locator("#recommendation").inner_text()
     page.locator("body").press("a")
+    page.locator("body").press("Shift+Enter")
     page.wait_for_url(re.compile(r".*/cases/\d+/$"))
     decision = Decision.objects.get(case=case)
     assert (
@@ -372,6 +454,9 @@ def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy, media
     shot("case-media-revealed")
     page.goto(f"/policies/versions/{spam_policy.id}/")
     shot("policy-version")
+    page.goto(f"/cases/{cases['rings'].id}/")
+    page.locator("body").press("a")
+    shot("case-selected-accept")
 
     log_in(page, "carol")
     queueing.claim_case(reviewer=carol, case_id=appeal.id)
@@ -384,6 +469,12 @@ def test_screenshots(page, alice, bob, carol, erin, platform, spam_policy, media
     page.set_viewport_size({"width": 1280, "height": 1700})
     shot("quality-full")
     page.set_viewport_size({"width": 1280, "height": 720})
+
+    log_in(page, "erin")
+    page.goto("/")
+    shot("dashboard-auditor")
+    page.goto("/audit/")
+    shot("audit-log")
 
     QueueSetting.objects.create(queue=Queue.FLAGS, blind_first=True)
     log_in(page, "bob")

@@ -45,7 +45,7 @@ def test_the_appeal_citing_rule_a_slash_b_is_decided_in_the_browser(
 
     form = page.locator("#override-form")
     form.get_by_label("Overturn the original decision").check()
-    form.get_by_role("button", name="Decide").click()
+    page.locator("#decide-button").click()
     page.wait_for_url(re.compile(r".*/$"))
     assert (
         page.locator(".flash").count() and f"Case {case.id}" in page.locator(".flash").inner_text()

@@ -56,7 +56,7 @@ def test_dashboard_shows_each_workable_queue_with_counts(client, alice, platform
 def test_dashboard_for_someone_without_a_queue_says_so(client, mallory):
     response = login(client, mallory).get(reverse("dashboard"))
     assert response.status_code == 200
-    assert b"You have no review queues" in response.content
+    assert b"You have no review queues and no other role" in response.content
 
 
 def test_dashboard_says_when_a_queue_is_empty(client, alice, spam_policy):
@@ -276,6 +276,10 @@ def test_not_configured_draft_is_a_plain_notice_with_retry(client, alice, platfo
     login(client, alice)
     page = client.get(reverse("case_detail", args=[case.id])).content.decode()
     assert "No model is configured." in page
+    assert "asked for again when the worker restarts" in page
+    assert "Retry draft" not in page  # only the lease holder (or a senior) may ask again
+    client.post(reverse("case_claim", args=[case.id]))
+    page = client.get(reverse("case_detail", args=[case.id])).content.decode()
     assert "Retry draft" in page
     client.post(reverse("case_retry_draft", args=[case.id]))
     assert case.recommendations.filter(status=Recommendation.Status.PENDING).count() == 1
