@@ -54,9 +54,11 @@ from appeals.review.queueing import (
     renew_lease,
     skip_case,
 )
+from appeals.triage.services import fast_tier_panel
 from policies.models import Policy, PolicyRule, PolicyVersion
 
-from . import quality
+from . import fast_tier_filters, quality
+from .fast_tier_filters import FastTierFilterForm
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
 from .unrenderable import set_aside_unrenderable_case
 
@@ -284,6 +286,9 @@ def queue_list(request, queue):
             cases = cases.filter(model_violation=(verdict == "violating"))
     if filters.get("agreement"):
         cases = cases.filter(decision__agrees_with_model=(filters["agreement"] == "agree"))
+    # The fast tier's column and filters (appeals/triage/).
+    fast_form = FastTierFilterForm(request.GET)
+    cases = fast_tier_filters.annotate_and_filter(cases, fast_form)
     cursor = _decode_cursor(request.GET.get("after", ""))
     if cursor is not None:
         cases = cases.filter(_after_cursor(cursor))
@@ -321,6 +326,7 @@ def queue_list(request, queue):
             "first_query": first_query,
             "now": now,
             "can_work": can_work_queue(user, queue),
+            "fast_form": fast_form,
         },
     )
 
@@ -476,6 +482,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "errors": list(errors),
         "timeline": timeline,
         "now": now,
+        "fast_tier": fast_tier_panel(case),
     }
 
 

@@ -84,7 +84,14 @@ COLUMN_TABLE = (
     Column("appealed_decision_id"),
     Column("appeal_outcome"),
     Column("appeal_decided_at"),
-    Column("notice", NOTICE),
+    # The fast tier (appeals/triage/): language, and each score with the model that gave it.
+    Column("language"),
+    Column("offensive_score"),
+    Column("offensive_model", TEXT),
+    Column("nudity_score"),
+    Column("nudity_label"),
+    Column("nudity_model", TEXT),
+    Column("notice", NOTICE),  # last: `_csv_tail` writes it at the end of the line
 )
 COLUMNS = tuple(column.name for column in COLUMN_TABLE)
 
@@ -260,6 +267,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         original_decided_at,
         appealed_decision_id,
         appeal,
+        language,
+        fast_offensive,
+        fast_nudity,
     ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
     appeal_outcome = appeal_decided_at = None
@@ -355,7 +365,29 @@ def _row(raw: tuple, ctx: _Context) -> list:
         appealed_decision_id,
         appeal_outcome,
         appeal_decided_at,
+        *_fast_tier_cells(language, fast_offensive, fast_nudity),
         notice,
+    ]
+
+
+def _fast_tier_cells(language: str, offensive, nudity) -> list:
+    """language, offensive score and model, nudity score, label and model."""
+
+    def parsed(value) -> dict:
+        return (json.loads(value) if isinstance(value, str) else value) or {}
+
+    offensive, nudity = parsed(offensive), parsed(nudity)
+
+    def model(signal: dict) -> str:
+        return f"{signal['model_name']} {signal['model_version']}" if signal else ""
+
+    return [
+        language,
+        offensive.get("score"),
+        model(offensive),
+        nudity.get("score"),
+        nudity.get("label", ""),
+        model(nudity),
     ]
 
 

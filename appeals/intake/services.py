@@ -15,6 +15,7 @@ from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Decision, Item, Platform, Queue, Source
+from appeals.triage.services import cases_drafted_at_intake, queue_triage
 from policies.models import Policy, PolicyVersion
 
 from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
@@ -147,8 +148,9 @@ def receive_item(
             item.save()
             case.item = item
             case.save()
-            drafting.queue_drafts([case])
+            drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
+            queue_triage([case])
             record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
@@ -321,8 +323,9 @@ def _create_flags_together(
         for _, item, case in built:
             case.item = item
         Case.objects.bulk_create([case for _, _, case in built])
-        drafting.queue_drafts([case for _, _, case in built])
+        drafting.queue_drafts(cases_drafted_at_intake([case for _, _, case in built]))
         queue_media_fetch([case for _, _, case in built])
+        queue_triage([case for _, _, case in built])
         record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}
 
@@ -407,8 +410,9 @@ def receive_appeal(
                 original_decided_at=decided_at,
                 appealed_decision=appealed_decision,
             )
-            drafting.queue_drafts([case])
+            drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
+            queue_triage([case])
             events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(
