@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from importlib import metadata
 
 import pytest
@@ -158,3 +159,63 @@ def test_the_queue_shows_the_score_and_filters_by_it_and_by_language(
     assert listed("language=en") == {offensive.id, benign.id}
     assert listed("language=unknown") == {unscored.id}
     assert listed("fast_tier=bogus") == {offensive.id, benign.id, unscored.id}
+
+
+def test_the_export_carries_the_language_and_each_score_with_its_model(
+    platform, spam_policy, alice
+):
+    from appeals.disclosure.exports import Export, ExportFilters
+    from tests.builders import decide
+
+    scored = flag(platform, content=OFFENSIVE)
+    triage.triage_item(scored.item_id)
+    unscored = flag(platform, content=BENIGN)
+    decide(alice, scored, outcome="not_violating")
+    decide(alice, unscored, outcome="not_violating")
+    export = Export(fmt="jsonl", filters=ExportFilters(), actor_label="test")
+    rows = {row["case_id"]: row for row in map(json.loads, "".join(export.chunks()).splitlines())}
+    row = rows[scored.id]
+    assert row["language"] == "en" and row["offensive_score"] > 0.8
+    assert (
+        row["offensive_model"] == f"alt-profanity-check {metadata.version('alt-profanity-check')}"
+    )
+    assert (row["nudity_score"], row["nudity_label"], row["nudity_model"]) == (None, "", "")
+    assert list(row)[-1] == "notice"
+    blank = rows[unscored.id]
+    assert (blank["language"], blank["offensive_score"], blank["offensive_model"]) == ("", None, "")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.integration
+def test_a_real_worker_on_the_default_queue_scores_text_and_stored_images_after_intake(
+    platform, spam_policy, media_storage, tmp_path
+):
+    import redis
+    from django.conf import settings
+    from django.db import close_old_connections, connection
+
+    from tests.workers import celery_worker, wait_for
+
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis://") or connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL and Redis: run through `make test` (scripts/test.sh)")
+    redis.Redis.from_url(url).flushdb()
+    text = flag(platform, content=OFFENSIVE)
+    image = flag(platform, content=_png_data_url(), content_type="image")
+
+    def scored(item_id, kind):
+        def check():
+            close_old_connections()
+            return Signal.objects.filter(item_id=item_id, kind=kind).first()
+
+        return check
+
+    env = {"MEDIA_STORAGE_OPTIONS": json.dumps({"location": str(media_storage)})}
+    # The quickstart's worker consumes "default,gpu"; the fast tier needs only "default".
+    with celery_worker(broker_url=url, queues="default", env=env, log_path=tmp_path / "w.log"):
+        offensive = wait_for(scored(text.item_id, "offensive"), timeout=120, what="text score")
+        nudity = wait_for(scored(image.item_id, "nudity"), timeout=120, what="nudity signal")
+    redis.Redis.from_url(url).flushdb()
+    assert offensive.score > 0.8 and offensive.model_name == "alt-profanity-check"
+    assert nudity.model_name == "nudenet" and "detections" in nudity.details
+    assert Item.objects.get(id=text.item_id).language == "en"
