@@ -482,7 +482,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "errors": list(errors),
         "timeline": timeline,
         "now": now,
-        "fast_tier": fast_tier_panel(case),
+        "fast_tier": fast_tier_panel(case, has_draft=draft.recommendation is not None),
     }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
-from policies.language import detect_language
+from policies.language import detect_language, detect_languages
 
 # NudeNet labels that count as nudity for the score; the others (faces, covered parts, feet,
 # armpits) are kept in the detections but do not raise it.
@@ -82,6 +82,10 @@ def offensive_scores(texts: Sequence[str]) -> list[float]:
 
 def language_of(text: str) -> str | None:
     return detect_language(text)
+
+
+def languages_of(texts: Sequence[str]) -> list[str | None]:
+    return detect_languages(list(texts)) if texts else []
 
 
 def _detector():

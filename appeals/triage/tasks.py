@@ -7,16 +7,16 @@ from celery import shared_task
 from . import services
 
 MEDIA_WAIT_SECONDS = 3
-MEDIA_WAIT_TRIES = 40  # about two minutes: the media fetch's own time limit is shorter
+MEDIA_WAIT_TRIES = 40  # about two minutes: longer than the media fetch's own time limit
 
 
 @shared_task(
-    bind=True, name="appeals.tasks.triage_item", acks_late=True, max_retries=MEDIA_WAIT_TRIES
+    bind=True, name="appeals.tasks.triage_items", acks_late=True, max_retries=MEDIA_WAIT_TRIES
 )
-def triage_item(self, item_id: int) -> int:
-    """Score an item with the fast tier (CPU queue "default"); returns how many signals it has.
-    An image still being fetched is tried again a little later."""
-    try:
-        return len(services.triage_item(item_id))
-    except services.MediaNotStoredYet as waiting:
-        raise self.retry(countdown=MEDIA_WAIT_SECONDS, exc=waiting) from waiting
+def triage_items(self, item_ids: list[int]) -> int:
+    """Score items with the fast tier (CPU queue "default"); returns how many were stored.
+    Images still being fetched are tried again a little later, on their own."""
+    result = services.triage_items(item_ids)
+    if result.waiting:
+        raise self.retry(args=[result.waiting], countdown=MEDIA_WAIT_SECONDS)
+    return len(result.signals)
