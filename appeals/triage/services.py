@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from appeals.audit import PendingEvent, record_events
@@ -167,24 +168,25 @@ class TriageResult:
     waiting: list[int]  # images still being fetched: score them later
 
 
+def _scored(item: Item) -> bool:
+    expected = _expected_kinds(item)
+    return bool(expected) and expected <= {signal.kind for signal in item.signals.all()}
+
+
 def triage_items(item_ids: Sequence[int], *, now: dt.datetime | None = None) -> TriageResult:
-    """Score items and store their signals; then for each item's open cases apply the queue's
-    priority rules and, where the policy drafts only high scores, request the deep check. The
-    models run outside any transaction; each item is then stored in a short one of its own.
-    An item already scored is left alone, so a repeated message is a no-op."""
+    """Score items and store their signals; then for each item's open cases not triaged yet
+    (a new appeal on an item scored before included) apply the queue's priority rules and,
+    where the policy drafts only high scores, request the deep check. The models run outside any
+    transaction; each item is then stored in a short one of its own. Items are scored once and
+    cases triaged once, so a repeated message is a no-op."""
     now = now or timezone.now()
-    items = [
-        item
-        for item in Item.objects.filter(id__in=item_ids).prefetch_related("signals").order_by("id")
-        if not (
-            _expected_kinds(item) and _expected_kinds(item) <= {s.kind for s in item.signals.all()}
-        )
-    ]
-    scored, waiting = score_items(items)
-    stored = {}
-    for item in items:
-        if item.id in scored:
-            stored[item.id] = _store(item.id, scored[item.id], now)
+    items = list(Item.objects.filter(id__in=item_ids).prefetch_related("signals").order_by("id"))
+    scored, waiting = score_items([item for item in items if not _scored(item)])
+    stored = {
+        item.id: _store(item.id, scored.get(item.id, []), now)
+        for item in items
+        if item.id not in waiting
+    }
     return TriageResult(stored, waiting)
 
 
@@ -201,33 +203,33 @@ def triage_item(item_id: int, *, now: dt.datetime | None = None) -> list[Signal]
 @transaction.atomic
 def _store(item_id: int, scored: list[Scored], now: dt.datetime) -> list[Signal]:
     item = Item.objects.select_for_update().get(id=item_id)
-    existing = set(item.signals.values_list("kind", flat=True))
-    if _expected_kinds(item) and _expected_kinds(item) <= existing:
-        return list(item.signals.all())  # another worker stored them first
-    signals = [
-        Signal.objects.update_or_create(
-            item=item,
-            kind=s.kind,
-            defaults={
-                "model_name": s.model.name,
-                "model_version": s.model.version,
-                "score": s.score,
-                "label": s.label,
-                "details": s.details or {},
-                "created_at": now,
-            },
-        )[0]
-        for s in scored
-    ]
-    language = next((s.label for s in scored if s.kind == SignalKind.LANGUAGE), "")
-    if language != item.language:
-        Item.objects.filter(id=item.id).update(language=language)
+    if scored and not _scored(item):  # else another worker stored them first
+        for s in scored:
+            Signal.objects.update_or_create(
+                item=item,
+                kind=s.kind,
+                defaults={
+                    "model_name": s.model.name,
+                    "model_version": s.model.version,
+                    "score": s.score,
+                    "label": s.label,
+                    "details": s.details or {},
+                    "created_at": now,
+                },
+            )
+        language = next((s.label for s in scored if s.kind == SignalKind.LANGUAGE), "")
+        if language != item.language:
+            Item.objects.filter(id=item.id).update(language=language)
+    signals = list(Signal.objects.filter(item_id=item.id).order_by("kind"))
     scores = {s.kind: s.score for s in signals if s.kind in SCORED_KINDS and s.score is not None}
 
     cases = list(
-        Case.objects.select_for_update()
+        Case.objects.select_for_update(of=("self",))
         .select_related("policy_version")
         .filter(item_id=item.id, status=Case.Status.OPEN)
+        .exclude(
+            Exists(AuditEvent.objects.filter(case_id=OuterRef("id"), kind=AuditEvent.Kind.TRIAGED))
+        )
         .order_by("id")
     )
     gated = _gated_policy_ids({case.policy_version.policy_id for case in cases})
@@ -296,7 +298,12 @@ def _gate_deep_check(case: Case, scores: dict[str, float]) -> str:
     if case.recommendations.exists():
         return "already_requested"
     top = max(scores.values(), default=None)
-    if top is not None and top >= setting.threshold:
+    if top is None:
+        # Nothing the fast tier can score (a video, media that could not be stored): the deep
+        # check is the only check there is.
+        drafting.queue_drafts([case])
+        return "requested_unscored"
+    if top >= setting.threshold:
         drafting.queue_drafts([case])
         return "requested"
     return "below_threshold"

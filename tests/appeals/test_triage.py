@@ -27,7 +27,7 @@ from appeals.models import (
 )
 from appeals.review.queueing import claim_next_case
 from appeals.triage import services as triage
-from tests.builders import flag
+from tests.builders import appeal, flag
 
 pytestmark = pytest.mark.django_db
 
@@ -219,3 +219,34 @@ def test_a_real_worker_on_the_default_queue_scores_text_and_stored_images_after_
     assert offensive.score > 0.8 and offensive.model_name == "alt-profanity-check"
     assert nudity.model_name == "nudenet" and "detections" in nudity.details
     assert Item.objects.get(id=text.item_id).language == "en"
+
+
+def test_an_appeal_on_an_item_scored_before_is_triaged_and_gated_by_the_same_scores(
+    platform, spam_policy
+):
+    DeepCheckSetting.objects.create(
+        policy=spam_policy.policy, mode=DeepCheck.ABOVE_THRESHOLD, threshold=0.7
+    )
+    PriorityRule.objects.create(queue="appeals", kind="offensive", min_score=0.8, priority=7)
+    original = flag(platform, content=OFFENSIVE, external_id="post-9")
+    triage.triage_item(original.item_id)
+    complaint = appeal(platform, item_external_id="post-9")
+    assert not Recommendation.objects.filter(case=complaint).exists()
+    triage.triage_item(complaint.item_id)
+    assert Recommendation.objects.filter(case=complaint).count() == 1
+    assert Case.objects.get(id=complaint.id).priority == 7
+    assert AuditEvent.objects.filter(case=complaint, kind=AuditEvent.Kind.TRIAGED).count() == 1
+    assert AuditEvent.objects.filter(case=original, kind=AuditEvent.Kind.TRIAGED).count() == 1
+    assert Signal.objects.filter(item_id=original.item_id).count() == 2  # scored once
+
+
+def test_content_the_fast_tier_cannot_score_still_gets_the_deep_check(platform, spam_policy):
+    DeepCheckSetting.objects.create(
+        policy=spam_policy.policy, mode=DeepCheck.ABOVE_THRESHOLD, threshold=0.7
+    )
+    video = flag(platform, content="(a video, no address)", content_type="video")
+    assert not Recommendation.objects.filter(case=video).exists()
+    triage.triage_item(video.item_id)
+    assert Recommendation.objects.filter(case=video).count() == 1
+    event = AuditEvent.objects.get(case=video, kind=AuditEvent.Kind.TRIAGED)
+    assert event.data["deep_check"] == "requested_unscored"
