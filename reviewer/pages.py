@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import exports, views
+from . import exports, search, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -36,6 +36,7 @@ urlpatterns = [
         name="policy_rule",
     ),
     path("quality/", views.quality_page, name="quality"),
+    path("search/", search.search_page, name="search"),
     path("exports/", exports.export_page, name="export"),
     path("exports/decisions.csv", exports.export_download, {"fmt": "csv"}, name="export_csv"),
     path("exports/decisions.jsonl", exports.export_download, {"fmt": "jsonl"}, name="export_jsonl"),
