@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from appeals.media import tasks as media_tasks
 from appeals.models import DeepCheck, DeepCheckSetting, MediaAsset, PriorityRule
@@ -76,3 +77,28 @@ def test_the_fast_tier_on_the_case_page_and_the_queue(  # noqa: F811 - `page` is
     page.wait_for_url("**language=de**")
     page.locator("#queue-results").get_by_text(f"#{german.id}").wait_for()
     assert page.locator("#queue-results tbody tr").count() == 1
+
+
+def test_search_results_in_the_browser(page, alice, platform, spam_policy, tmp_path):  # noqa: F811
+    out = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    found = [
+        flag(platform, content=text, author_id=f"author-{i}", reporter_id="reporter-3")
+        for i, text in enumerate(
+            [
+                "Buy gold rings here, cheapest jewellery in town",
+                "Gold rings giveaway: click the link to claim yours",
+                "My grandmother's gold ring was stolen, please share",
+            ]
+        )
+    ]
+    flag(platform, content="Lovely weather in the park today")
+    log_in(page, "alice")
+    page.get_by_role("link", name="Search").click()
+    page.get_by_label("Search").fill("gold rings")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("#search-results tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == (3 if connection.vendor == "postgresql" else 2)
+    assert f"#{found[0].id}" in page.locator("#search-results").inner_text()
+    page.screenshot(path=str(out / "search-results.png"))
