@@ -102,3 +102,15 @@ def test_search_results_in_the_browser(page, alice, platform, spam_policy, tmp_p
     assert rows.count() == (3 if connection.vendor == "postgresql" else 2)
     assert f"#{found[0].id}" in page.locator("#search-results").inner_text()
     page.screenshot(path=str(out / "search-results.png"))
+
+
+def test_the_fast_tier_panel_updates_itself_when_the_scores_land(  # noqa: F811
+    page, alice, platform, spam_policy
+):
+    case = flag(platform, content=OFFENSIVE)
+    log_in(page, "alice")
+    page.goto(f"/cases/{case.id}/")
+    assert "Scoring" in page.locator("#fast-tier").inner_text()
+    triage.triage_item(case.item_id)
+    page.locator("#fast-tier", has_text="alt-profanity-check").wait_for()
+    assert page.locator("#fast-tier [data-signal=offensive]").inner_text() == "1.00"
