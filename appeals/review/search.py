@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from appeals.models import Case
+from appeals.models import Case, Item
 
 from .permissions import workable_queues
 
@@ -36,11 +36,21 @@ def _text_match(cases: QuerySet, query: str) -> QuerySet:
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 
-        vector = SearchVector("item__content", "statement", config="english")
         terms = SearchQuery(query, config="english", search_type="websearch")
-        return (
-            cases.annotate(search_document=vector, search_rank=SearchRank(vector, terms))
+        # Items through their GIN index (migration 0010); appeal statements, few, directly.
+        items = (
+            Item.objects.annotate(search_document=SearchVector("content", config="english"))
             .filter(search_document=terms)
+            .values("id")
+        )
+        statement = SearchVector("statement", config="english")
+        return (
+            cases.annotate(
+                statement_document=statement,
+                search_rank=SearchRank(SearchVector("item__content", config="english"), terms)
+                + SearchRank(statement, terms),
+            )
+            .filter(Q(item_id__in=items) | (Q(kind=Case.Kind.APPEAL) & Q(statement_document=terms)))
             .order_by("-search_rank", "-created_at", "-id")
         )
     return cases.filter(Q(item__content__icontains=query) | Q(statement__icontains=query))

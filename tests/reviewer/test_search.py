@@ -100,3 +100,20 @@ def test_the_page_shows_what_the_viewer_may_read(client, casework, alice, erin, 
     assert "at most 200" in client.get("/search/", {"q": "x" * 300}).content.decode()
     client.force_login(dave)
     assert client.get("/search/", {"q": "rings"}).status_code == 403
+
+
+def test_postgres_finds_item_text_through_its_full_text_index(casework):
+    if connection.vendor != "postgresql":
+        pytest.skip("the GIN index is PostgreSQL's")
+    from django.contrib.postgres.search import SearchQuery, SearchVector
+
+    from appeals.models import Item
+
+    terms = SearchQuery("rings", config="english", search_type="websearch")
+    query = (
+        Item.objects.annotate(d=SearchVector("content", config="english")).filter(d=terms)
+    ).values("id")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = query.explain()
+    assert "item_content_fts" in plan
