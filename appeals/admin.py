@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.contrib import admin
 
 from .intake.tokens import revoke_api_token
-from .models import ApiToken, AuditEvent, Case, Decision, Platform, QueueSetting, Recommendation
+from .models import (
+    ApiToken,
+    AuditEvent,
+    Case,
+    Decision,
+    DeepCheckSetting,
+    Platform,
+    PriorityRule,
+    QueueSetting,
+    Recommendation,
+)
 
 
 class ApiTokenInline(admin.TabularInline):
@@ -106,3 +116,15 @@ class DecisionAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "case", "actor_label", "created_at")
     list_filter = ("kind",)
+
+
+# The fast tier (appeals/triage/): per-queue priority rules and which cases get the deep check.
+@admin.register(PriorityRule)
+class PriorityRuleAdmin(admin.ModelAdmin):
+    list_display = ("queue", "kind", "min_score", "source", "priority", "due_within", "enabled")
+    list_filter = ("queue", "kind", "enabled")
+
+
+@admin.register(DeepCheckSetting)
+class DeepCheckSettingAdmin(admin.ModelAdmin):
+    list_display = ("policy", "mode", "threshold")

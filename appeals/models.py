@@ -98,6 +98,8 @@ class Item(models.Model):
     flagged_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
+    # ISO 639-1, set by the fast tier (appeals/triage/); blank until it ran or if it can't tell.
+    language = models.CharField(max_length=8, blank=True)
 
     class Meta:
         constraints = [
@@ -557,6 +559,7 @@ class AuditEvent(models.Model):
         POLICY_VERSION_ADDED = "policy_version_added", "Policy version added"
         POLICY_VERSION_PUBLISHED = "policy_version_published", "Policy version published"
         RECORDS_ADOPTED = "records_adopted", "Unrecorded rows adopted into the chain"
+        TRIAGED = "triaged", "Fast tier scored"
 
     class Source(models.TextChoices):
         """Through what the event came: the channel, where `actor_label` says who."""
@@ -706,3 +709,97 @@ class CallbackDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"callback of decision {self.decision_id} ({self.status})"
+
+
+class SignalKind(models.TextChoices):
+    OFFENSIVE = "offensive", "Offensive language"
+    LANGUAGE = "language", "Language"
+    NUDITY = "nudity", "Nudity"
+
+
+class Signal(models.Model):
+    """What one fast-tier model (appeals/triage/) said about an item, and which model said it.
+
+    One row per item and kind; a re-run replaces it. `score` is the model's probability (0–1) for
+    the kind; `label` its answer (a language code, or the top nudity label); `details` the rest
+    (nudity: every detection with its label, score and box [x, y, width, height])."""
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="signals")
+    kind = models.CharField(max_length=10, choices=SignalKind)
+    model_name = models.CharField(max_length=100)
+    model_version = models.CharField(max_length=40)
+    score = models.FloatField(null=True, blank=True)
+    label = models.CharField(max_length=40, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "kind"], name="signal_item_kind_unique"),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=0, score__lte=1),
+                name="signal_score_is_probability",
+            ),
+        ]
+        indexes = [models.Index(fields=["kind", "score"], name="signal_kind_score")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of item {self.item_id}: {self.label or self.score}"
+
+
+class PriorityRule(models.Model):
+    """A per-queue rule applied when a fast-tier signal lands: a case whose signal scores at or
+    above `min_score` (from `source`, if one is named) is raised to `priority` and/or made due
+    within `due_within` of the signal. Rules only ever raise priority or bring the due date
+    forward; they never lower or delay."""
+
+    queue = models.CharField(max_length=12, choices=Queue)
+    kind = models.CharField(max_length=10, choices=SignalKind, default=SignalKind.OFFENSIVE)
+    min_score = models.FloatField()
+    source = models.CharField(
+        max_length=16, choices=Source, blank=True, help_text="Only items from this source."
+    )
+    priority = models.SmallIntegerField(null=True, blank=True)
+    due_within = models.DurationField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_score__gte=0, min_score__lte=1), name="priority_rule_score_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__isnull=False) | Q(due_within__isnull=False),
+                name="priority_rule_has_effect",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_queue_display()}: {self.kind} ≥ {self.min_score}"
+
+
+class DeepCheck(models.TextChoices):
+    ALL = "all", "Every case"
+    ABOVE_THRESHOLD = "above_threshold", "Only cases the fast tier scores at or above a threshold"
+
+
+class DeepCheckSetting(models.Model):
+    """Which of a policy's cases get a safeguard draft (the deep check). Without a row: all."""
+
+    policy = models.OneToOneField(
+        "policies.Policy", on_delete=models.CASCADE, related_name="deep_check"
+    )
+    mode = models.CharField(max_length=16, choices=DeepCheck, default=DeepCheck.ALL)
+    threshold = models.FloatField(
+        default=0.5, help_text="The fast tier's offensive-language or nudity score (0–1)."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(threshold__gte=0, threshold__lte=1), name="deep_check_threshold_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy}: {self.get_mode_display()}"

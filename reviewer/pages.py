@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import callbacks, console_pages, exports, views
+from . import callbacks, console_pages, exports, search, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -44,6 +44,7 @@ urlpatterns = [
     path("callbacks/<int:delivery_id>/retry/", callbacks.retry_callback, name="retry_callback"),
     path("audit/", console_pages.audit_log, name="audit_log"),
     path("policies/", console_pages.policies_page, name="policies"),
+    path("search/", search.search_page, name="search"),
     path("exports/", exports.export_page, name="export"),
     path("exports/decisions.csv", exports.export_download, {"fmt": "csv"}, name="export_csv"),
     path("exports/decisions.jsonl", exports.export_download, {"fmt": "jsonl"}, name="export_jsonl"),

@@ -57,11 +57,13 @@ from appeals.review.queueing import (
     skip_case,
 )
 from appeals.review.redraft import is_senior, may_retry_draft, retry_draft
+from appeals.triage.services import fast_tier_panel
 from policies.models import Policy, PolicyRule, PolicyVersion
 
 from . import blind_first as blind_first_rules
-from . import quality
+from . import fast_tier_filters, quality
 from .callbacks import undelivered_callbacks
+from .fast_tier_filters import FastTierFilterForm
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
 from .unrenderable import set_aside_unrenderable_case
 
@@ -304,6 +306,9 @@ def queue_list(request, queue):
             cases = cases.filter(model_violation=(verdict == "violating"))
     if filters.get("agreement"):
         cases = cases.filter(decision__agrees_with_model=(filters["agreement"] == "agree"))
+    # The fast tier's column and filters (appeals/triage/).
+    fast_form = FastTierFilterForm(request.GET)
+    cases = fast_tier_filters.annotate_and_filter(cases, fast_form)
     cursor = _decode_cursor(request.GET.get("after", ""))
     if cursor is not None:
         cases = cases.filter(_after_cursor(cursor))
@@ -343,6 +348,7 @@ def queue_list(request, queue):
             "can_work": can_work_queue(user, queue),
             "hide_model": hide_model,
             "can_requeue": is_senior(user),
+            "fast_form": fast_form,
         },
     )
 
@@ -547,6 +553,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "errors": list(errors),
         "timeline": timeline,
         "now": now,
+        "fast_tier": fast_tier_panel(case, has_draft=draft.recommendation is not None),
     }
 
 

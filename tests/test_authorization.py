@@ -25,6 +25,7 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "login": ("GET", (200, 200, 200, 200, 200, 200)),
     "logout": ("POST", (302, 302, 302, 302, 302, 302)),
     "dashboard": ("GET", (LOGIN, 200, 200, 200, 200, 200)),
+    "search": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
     "queue_list:flags": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
     "queue_list:appeals": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
     "queue_list:escalations": ("GET", (LOGIN, 403, 403, 200, 403, 200)),

@@ -100,7 +100,14 @@ COLUMN_TABLE = (
     Column("supersedes_decision_id"),
     Column("superseded_by_decision_id"),
     Column("original_mismatch", TEXT),
-    Column("notice", NOTICE),
+    # The fast tier (appeals/triage/): language, and each score with the model that gave it.
+    Column("language"),
+    Column("offensive_score"),
+    Column("offensive_model", TEXT),
+    Column("nudity_score"),
+    Column("nudity_label"),
+    Column("nudity_model", TEXT),
+    Column("notice", NOTICE),  # last: `_csv_tail` writes it at the end of the line
 )
 COLUMNS = tuple(column.name for column in COLUMN_TABLE)
 
@@ -292,6 +299,9 @@ def _row(raw: tuple, ctx: _Context) -> list:
         stored_notice,
         _told_policy_name,
         _told_dsa_mapping,
+        language,
+        fast_offensive,
+        fast_nudity,
     ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
     appeal_outcome = appeal_decided_at = None
@@ -402,7 +412,29 @@ def _row(raw: tuple, ctx: _Context) -> list:
         supersedes_id,
         superseded_by_id,
         " ".join(ctx.rule_ids(mismatch)) or None,
+        *_fast_tier_cells(language, fast_offensive, fast_nudity),
         notice,
+    ]
+
+
+def _fast_tier_cells(language: str, offensive, nudity) -> list:
+    """language, offensive score and model, nudity score, label and model."""
+
+    def parsed(value) -> dict:
+        return (json.loads(value) if isinstance(value, str) else value) or {}
+
+    offensive, nudity = parsed(offensive), parsed(nudity)
+
+    def model(signal: dict) -> str:
+        return f"{signal['model_name']} {signal['model_version']}" if signal else ""
+
+    return [
+        language,
+        offensive.get("score"),
+        model(offensive),
+        nudity.get("score"),
+        nudity.get("label", ""),
+        model(nudity),
     ]
 
 

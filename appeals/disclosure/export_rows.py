@@ -29,7 +29,7 @@ from django.db.models import (
 )
 from django.db.models.functions import JSONObject
 
-from appeals.models import Decision
+from appeals.models import Decision, Signal
 
 # Rows per round trip to the database. With the next chunk fetched ahead, up to four are held
 # at once; 2,000 rows keep that near 20 MB and export as fast as larger chunks do.
@@ -100,6 +100,9 @@ _FIELDS = (
     "notice",
     "policy_name",
     "dsa_mapping",
+    "case__item__language",
+    "fast_offensive",
+    "fast_nudity",
 )
 
 
@@ -167,6 +170,17 @@ class WholeSeconds(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
+def _fast_tier_signal(kind: str):
+    """The item's fast-tier signal of this kind as a JSON object (or None): a probe per row."""
+    return Subquery(
+        Signal.objects.filter(item_id=OuterRef("case__item_id"), kind=kind).values(
+            json=JSONObject(
+                score="score", label="label", model_name="model_name", model_version="model_version"
+            )
+        )[:1]
+    )
+
+
 def rows_queryset(filters: ExportFilters):
     """Every matching decision as a `_FIELDS` tuple, by id, with its latest decided appeal's
     outcome and time as a JSON object (or None)."""
@@ -193,6 +207,8 @@ def rows_queryset(filters: ExportFilters):
             original_decided_at_iso=IsoTime("case__original_decided_at"),
             appeal=Subquery(latest_appeal),
             superseded_by_decision_id=F("superseded_by__id"),
+            fast_offensive=_fast_tier_signal("offensive"),
+            fast_nudity=_fast_tier_signal("nudity"),
         )
         .order_by("id")
         .values_list(*_FIELDS)

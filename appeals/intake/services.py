@@ -21,6 +21,7 @@ from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform, Queue, Source
+from appeals.triage.services import cases_drafted_at_intake, queue_triage
 from policies.models import Policy, PolicyVersion
 
 from .schemas import AppealIn, FieldProblem, ItemIn, request_fingerprint
@@ -154,8 +155,9 @@ def receive_item(
             item.save()
             case.item = item
             case.save()
-            drafting.queue_drafts([case])
+            drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
+            queue_triage([case])
             record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
@@ -328,8 +330,9 @@ def _create_flags_together(
         for _, item, case in built:
             case.item = item
         Case.objects.bulk_create([case for _, _, case in built])
-        drafting.queue_drafts([case for _, _, case in built])
+        drafting.queue_drafts(cases_drafted_at_intake([case for _, _, case in built]))
         queue_media_fetch([case for _, _, case in built])
+        queue_triage([case for _, _, case in built])
         record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}
 
@@ -421,8 +424,9 @@ def receive_appeal(
             if appealed_decision is not None:
                 case.original_mismatch = original_mismatch(case, appealed_decision)
                 case.save(update_fields=["original_mismatch"])
-            drafting.queue_drafts([case])
+            drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
+            queue_triage([case])
             events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(
