@@ -25,7 +25,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Concat, TruncWeek
+from django.db.models.functions import Cast, Coalesce, Concat, NullIf, TruncWeek
 from django.utils import timezone
 
 from appeals.models import Action, Case, Decision, Outcome
@@ -235,13 +235,17 @@ def by_reviewer() -> list[Levels]:
 
 
 def by_language() -> list[Levels]:
-    """By the item's language, where the platform sent one (item metadata "language").
+    """By the item's language: the one the fast tier detected (`Item.language`, appeals/triage/),
+    else the one the platform sent (item metadata "language").
 
     Empty until some item carries a language: then the rest are grouped as "(not known)".
     """
-    groups = _grouped(
-        KeyTextTransform("language", "case__item__metadata"), lambda v: v or "(not known)"
+    language = Coalesce(
+        NullIf(F("case__item__language"), Value("")),
+        KeyTextTransform("language", "case__item__metadata"),
+        output_field=CharField(),
     )
+    groups = _grouped(language, lambda v: v or "(not known)")
     if all(group.label == "(not known)" for group in groups):
         return []
     return groups

@@ -112,3 +112,22 @@ def test_quality_page_renders_charts_with_tables(client, alice, erin, platform, 
     page = client.get(reverse("quality")).content.decode()
     assert "<svg" in page and "Cohen" in page and "Confusion matrix" in page
     assert "100.0%" in page
+
+
+@pytest.mark.django_db
+def test_the_detected_language_groups_the_quality_page_before_the_platform_s(
+    alice, platform, spam_policy
+):
+    from appeals.models import Item
+
+    detected = flag(platform, content="Achetez de l'or ici", metadata={"language": "en"})
+    sent_only = flag(platform, content="Buy gold here", metadata={"language": "en"})
+    unknown = flag(platform, content="...")
+    Item.objects.filter(id=detected.item_id).update(language="fr")
+    for case in (detected, sent_only, unknown):
+        ready_draft(case)
+        decide(alice, case, "violating", "remove", ["SP2.b"])
+
+    groups = {g.label: g.n for g in quality.by_language()}
+
+    assert groups == {"fr": 1, "en": 1, "(not known)": 1}
