@@ -23,6 +23,7 @@ from policies.services import import_policy_version
 from policies.workbench.datasets import load_demo_golden_sets
 
 from .intake import services as intake
+from .intake.bulk import receive_items_bulk
 from .intake.schemas import AppealIn, ItemIn
 from .models import AuditEvent, Case, Platform
 from .review.roles import assign_role, bootstrap_roles
@@ -190,7 +191,7 @@ def load_demo(
     payloads = _moderation_items(root, cases) + _spam_items(root)
     created = 0
     for start in range(0, len(payloads), 500):
-        outcomes = intake.receive_items_bulk(
+        outcomes = receive_items_bulk(
             platform=platform,
             payloads=payloads[start : start + 500],
             invalid={},

@@ -130,7 +130,7 @@ def main() -> int:
         from django.utils import timezone
         from seed import ensure_fixtures
 
-        from appeals.intake import services as intake
+        from appeals.intake.bulk import receive_items_bulk
         from appeals.intake.schemas import ItemIn
         from appeals.models import Recommendation
 
@@ -163,7 +163,7 @@ def main() -> int:
         ]
         cpu_before = sum(_cpu_seconds(p.pid) for p, _ in workers)
         started = time.perf_counter()
-        outcomes = intake.receive_items_bulk(platform=platform, payloads=payloads, invalid={})
+        outcomes = receive_items_bulk(platform=platform, payloads=payloads, invalid={})
         committed = time.perf_counter()
         committed_monotonic = time.monotonic()
         committed_at = timezone.now()

@@ -2,9 +2,9 @@
 
 Formats: `csv`, `jsonl` (one object per line) and `dsa` (statements of reasons for the EU DSA
 Transparency Database, see `appeals.disclosure.dsa`). The rows come from one streamed query
-(`export_rows`), each turned into the columns of `export_columns`; this module writes them. The
-console streams the same generator through a StreamingHttpResponse and `manage.py
-export_decisions` writes it to a file. Every export appends an "exported" audit event
+(`export_rows`), each built into the columns of `export_columns` by `export_cells`; this module
+writes them. The console streams the same generator through a StreamingHttpResponse and
+`manage.py export_decisions` writes it to a file. Every export appends an "exported" audit event
 saying who exported what, with which filters, and how many rows.
 """
 
@@ -22,16 +22,8 @@ from appeals.models import AuditEvent
 from policies.models import Policy
 
 from . import dsa
-from .export_columns import (
-    _NOTICE,
-    COLUMNS,
-    Pseudonymiser,
-    _Context,
-    _csv_cells,
-    _csv_tail,
-    _remember,
-    _row,
-)
+from .export_cells import _Context, _row
+from .export_columns import _NOTICE, COLUMNS, Pseudonymiser, _csv_cells, _csv_tail, _remember
 from .export_rows import _FIELDS, CHUNK_SIZE, ExportFilters, raw_chunks
 
 __all__ = ["COLUMNS", "CHUNK_SIZE", "Export", "ExportFilters", "FORMATS", "policy_slugs"]

@@ -1,10 +1,11 @@
 """The intake API under /api/v1: platforms send flagged items and appeals, and read cases back.
 
-Thin views over `appeals.intake.services`. Every answer that is not a success has the same shape,
-`{"errors": [{"field": ..., "problem": ...}]}`, whichever layer found the problem: the token
-check, reading the body, validation (`appeals.intake.schemas`), or the services. Bodies are read and
-validated here rather than by ninja so that the API and `manage.py import_cases` name fields the
-same way; the OpenAPI document still describes them with the same pydantic models.
+Thin views over `appeals.intake.services` (and `appeals.intake.bulk`). Every answer that is not
+a success has the same shape, `{"errors": [{"field": ..., "problem": ...}]}`, whichever layer
+found the problem: the token check, reading the body, validation (`appeals.intake.schemas`), or
+the services. Bodies are read and validated here rather than by ninja so that the API and
+`manage.py import_cases` name fields the same way; the OpenAPI document still describes them
+with the same pydantic models.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from pydantic import Field
 
 from appeals.models import ApiToken, Case
 
+from . import bulk, tokens
 from . import services as intake
-from . import tokens
 from .answers import (
     BulkOut,
     CaseOut,
@@ -289,7 +290,7 @@ def _bulk_items(body: Any) -> list:
     return items
 
 
-def _bulk_result(outcome: intake.BulkOutcome, raw: Any) -> dict:
+def _bulk_result(outcome: bulk.BulkOutcome, raw: Any) -> dict:
     external_id = outcome.external_id
     if external_id is None and isinstance(raw, dict) and isinstance(raw.get("external_id"), str):
         external_id = raw["external_id"][:200]
@@ -326,7 +327,7 @@ def post_items_bulk(request):
             invalid[index] = [
                 {**p, "field": "(item)"} if p["field"] == "(body)" else p for p in error.problems
             ]
-    outcomes = intake.receive_items_bulk(
+    outcomes = bulk.receive_items_bulk(
         platform=request.auth.platform, payloads=payloads, invalid=invalid
     )
     results = [_bulk_result(outcome, raw_items[outcome.index]) for outcome in outcomes]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from appeals.models import AuditEvent, Platform
 
+from . import bulk
 from . import services as intake
 from .schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
 
@@ -104,7 +105,7 @@ class JsonLinesImport:
         if not self.batch:
             return
         numbers = [number for number, _ in self.batch]
-        outcomes = intake.receive_items_bulk(
+        outcomes = bulk.receive_items_bulk(
             platform=self.platform,
             payloads=[payload for _, payload in self.batch],
             invalid={},

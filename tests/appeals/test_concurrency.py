@@ -23,7 +23,7 @@ def postgres_only():
 
 
 def _seed_cases(platform, n):
-    from appeals.intake import services as intake
+    from appeals.intake.bulk import receive_items_bulk
     from appeals.intake.schemas import ItemIn
 
     payloads = [
@@ -31,7 +31,7 @@ def _seed_cases(platform, n):
         for i in range(n)
     ]
     for start in range(0, n, 500):
-        outcomes = intake.receive_items_bulk(
+        outcomes = receive_items_bulk(
             platform=platform, payloads=payloads[start : start + 500], invalid={}
         )
         assert all(o.status == 201 for o in outcomes)

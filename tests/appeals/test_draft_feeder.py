@@ -207,10 +207,10 @@ def test_a_real_worker_keeps_max_concurrency_requests_in_flight_across_messages(
             "SAFEGUARD_BATCH_SIZE": "8",  # one task message per 8 cases, as intake sends them
         }
         with celery_worker(broker_url=url, queues="gpu", env=env, log_path=tmp_path / "w.log"):
-            from appeals.intake import services as intake
+            from appeals.intake.bulk import receive_items_bulk
             from appeals.intake.schemas import ItemIn
 
-            outcomes = intake.receive_items_bulk(
+            outcomes = receive_items_bulk(
                 platform=platform,
                 payloads=[
                     ItemIn(external_id=f"bulk-{i}", policy="spam", content=f"spam {i}")

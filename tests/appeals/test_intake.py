@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from appeals.drafts import services as drafting
+from appeals.intake import bulk as bulk_intake
 from appeals.intake import services as intake
 from appeals.intake.schemas import AppealIn, FieldProblem, InvalidPayload, ItemIn, parse_payload
 from appeals.models import AuditEvent, Case, Decision, Item, Recommendation
@@ -28,7 +29,9 @@ def item(external_id: str, **fields) -> ItemIn:
 
 
 def bulk(platform, payloads, invalid=None):
-    return intake.receive_items_bulk(platform=platform, payloads=payloads, invalid=invalid or {})
+    return bulk_intake.receive_items_bulk(
+        platform=platform, payloads=payloads, invalid=invalid or {}
+    )
 
 
 def test_received_item_is_a_flag_case_with_a_pending_draft_and_a_received_event(
@@ -124,7 +127,7 @@ def test_bulk_item_an_appeal_brought_in_is_a_conflict_for_that_item_only(platfor
 def test_bulk_falls_back_to_one_at_a_time_when_another_request_took_an_id(
     platform, spam_policy, monkeypatch
 ):
-    real_create = intake._create_flags_together
+    real_create = bulk_intake._create_flags_together
 
     def another_request_first(platform_, rows, **kwargs):
         intake.receive_item(
@@ -132,7 +135,7 @@ def test_bulk_falls_back_to_one_at_a_time_when_another_request_took_an_id(
         )  # commits between check and write
         return real_create(platform_, rows, **kwargs)
 
-    monkeypatch.setattr(intake, "_create_flags_together", another_request_first)
+    monkeypatch.setattr(bulk_intake, "_create_flags_together", another_request_first)
     outcomes = bulk(platform, [item("a"), item("b"), item("c")])
     assert [o.status for o in outcomes] == [201, 200, 201]
     assert Case.objects.count() == 3 and Recommendation.objects.count() == 3

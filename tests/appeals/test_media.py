@@ -43,7 +43,7 @@ def test_text_items_and_media_without_an_address_get_no_asset(platform, spam_pol
 
 
 def test_bulk_intake_queues_one_asset_per_media_item(platform, spam_policy):
-    from appeals.intake import services as intake
+    from appeals.intake.bulk import receive_items_bulk
     from appeals.intake.schemas import ItemIn
 
     payloads = [
@@ -58,7 +58,7 @@ def test_bulk_intake_queues_one_asset_per_media_item(platform, spam_policy):
             ]
         )
     ]
-    intake.receive_items_bulk(platform=platform, payloads=payloads, invalid={})
+    receive_items_bulk(platform=platform, payloads=payloads, invalid={})
     assets = MediaAsset.objects.order_by("item__external_id")
     assert [(a.item.external_id, a.source_host) for a in assets] == [
         ("bulk-0", "a.example"),
