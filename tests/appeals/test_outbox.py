@@ -308,7 +308,7 @@ def test_the_migration_queues_callbacks_the_log_shows_were_never_settled(
 
     from django.apps import apps
 
-    migration = importlib.import_module("appeals.migrations.0008_callback_outbox")
+    migration = importlib.import_module("appeals.migrations.0009_callback_outbox")
     point_platform_at("http://127.0.0.1:9/unused")
     lost, delivered, silent = (decide(alice, flag(platform), "not_violating") for _ in range(3))
     CallbackDelivery.objects.all().delete()  # as before the outbox existed

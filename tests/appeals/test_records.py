@@ -417,8 +417,17 @@ def test_the_resent_callback_of_an_earlier_decision_carries_the_original_notice(
     policy = Policy.objects.get(id=spam_policy.policy_id)
     policy.appeal_window_days = 1
     save_policy_settings(policy=policy, actor=dave, via="admin")
+    from appeals.disclosure import outbox
+    from appeals.models import CallbackDelivery
+
     with Receiver() as receiver:
         point_platform_at(receiver.url)
+        decision.refresh_from_db()
+        # The platform's address came later: its callback goes out now through the outbox,
+        # after the policy changed (what a senior's "Retry now" re-sends the same way).
+        if not CallbackDelivery.objects.filter(decision=decision).exists():
+            with transaction.atomic():
+                outbox.add_pending_callback(decision)
         outcome = callbacks.deliver_decision(decision.id)
     assert outcome.status == "delivered"
     headers, body = receiver.requests[0]

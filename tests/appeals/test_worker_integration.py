@@ -108,10 +108,21 @@ def test_intake_to_decision_through_a_real_worker(
     )
     assert decision.recommendation_id == spam_rec.id
     assert decision.agrees_with_model is True
-    kinds = list(AuditEvent.objects.filter(case=spam_case).values_list("kind", flat=True))
-    assert kinds == ["received", "draft_started", "drafted", "claimed", "decided"]
-    sources = list(AuditEvent.objects.filter(case=spam_case).values_list("source", flat=True))
-    assert sources == ["api", "worker", "worker", "console", "console"]
+    # The fast tier's TRIAGED event runs on the default queue beside the draft: its place among
+    # the draft's events is not fixed, so it is checked apart.
+    events = list(
+        AuditEvent.objects.filter(case=spam_case)
+        .exclude(kind="triaged")
+        .values_list("kind", "source")
+    )
+    assert events == [
+        ("received", "api"),
+        ("draft_started", "worker"),
+        ("drafted", "worker"),
+        ("claimed", "console"),
+        ("decided", "console"),
+    ]
+    assert AuditEvent.objects.filter(case=spam_case, kind="triaged", source="worker").count() == 1
 
 
 def test_a_worker_killed_mid_draft_loses_and_duplicates_nothing(

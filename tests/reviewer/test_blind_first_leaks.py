@@ -137,7 +137,7 @@ def test_another_case_of_the_same_item_withholds_its_draft_too(platform, spam_po
         reviewer=senior, case_id=complaint.id, lease_token=claimed.lease_token, outcome="uphold"
     )
     flag_page = client.get(f"/cases/{case.id}/").content.decode()
-    assert SECRET_RATIONALE in flag_page and "agrees with the model" in flag_page
+    assert SECRET_RATIONALE in flag_page and "against the model: verdict agrees" in flag_page
     assert SECRET_RATIONALE in client.get(f"/cases/{complaint.id}/").content.decode()
 
 
