@@ -591,5 +591,10 @@ def test_the_checkpoint_task_runs_on_a_real_worker(
         )
     good, refused = checkpoints.read_checkpoints(public_key=checkpoints.verifying_key())
     assert refused == []
-    assert [(c.head_event_id, c.head_hash, c.events) for c in good] == [(head.id, head.hash, 4)]
+    # The worker may append events of its own first (the fast tier triages the cases): the
+    # checkpoint signs the chain's head as it stood then, at or after the head seen here.
+    [checkpoint] = good
+    signed = AuditEvent.objects.get(id=checkpoint.head_event_id)
+    assert signed.id >= head.id and checkpoint.head_hash == signed.hash
+    assert checkpoint.events == AuditEvent.objects.filter(id__lte=signed.id).count()
     redis.Redis.from_url(url).flushdb()

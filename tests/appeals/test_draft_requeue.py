@@ -167,7 +167,10 @@ def test_unconfigured_drafts_become_ready_when_the_worker_restarts_with_a_server
     assert ready.violation is True and "SP2.b" in ready.rule_ids
     assert ready.model_saw == "text"
     assert any("Gold rings, 90% off" in prompt for prompt in prompts)
-    kinds = list(AuditEvent.objects.filter(case=case).values_list("kind", flat=True))
+    # The fast tier's TRIAGED event (default queue) has no fixed place among the draft's events.
+    kinds = list(
+        AuditEvent.objects.filter(case=case).exclude(kind="triaged").values_list("kind", flat=True)
+    )
     assert kinds == [
         "received",
         "draft_started",
