@@ -7,6 +7,7 @@ import hashlib
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from .models import Policy, PolicyRule, PolicyVersion
 from .safeguard.rules import extract_rules
@@ -87,15 +88,21 @@ def import_policy_version(
     return version
 
 
+def mark_published(*, version: PolicyVersion, actor=None) -> bool:
+    """draft → published, once, with when and by whom. False when it was already published.
+    The one place a version's status changes; callers write the audit event."""
+    return bool(
+        PolicyVersion.objects.filter(id=version.id, status=PolicyVersion.Status.DRAFT).update(
+            status=PolicyVersion.Status.PUBLISHED, published_at=timezone.now(), published_by=actor
+        )
+    )
+
+
 @transaction.atomic
 def publish_policy_version(
     *, version: PolicyVersion, actor=None, via: str = "command"
 ) -> PolicyVersion:
-    published = (
-        PolicyVersion.objects.filter(id=version.id)
-        .exclude(status=PolicyVersion.Status.PUBLISHED)
-        .update(status=PolicyVersion.Status.PUBLISHED)
-    )
+    published = mark_published(version=version, actor=actor)
     version.refresh_from_db()
     if published:
         policy_version_published.send(PolicyVersion, version=version, actor=actor, via=via)

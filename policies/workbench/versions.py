@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from policies.models import Policy, PolicyRule, PolicyVersion
 from policies.safeguard.prompt import policy_states_output_format
 from policies.safeguard.rules import extract_rules
-from policies.services import MAX_POLICY_CHARS
+from policies.services import MAX_POLICY_CHARS, mark_published  # noqa: F401  (used by the workbench)
 
 GUIDANCE_TOKENS = (400, 600)  # gpt-oss-safeguard's makers' advice for a policy's length
 
@@ -79,15 +78,6 @@ def update_draft(*, version: PolicyVersion, text: str, actor) -> PolicyVersion:
     version.save(update_fields=["text", "sha256"])
     _write_rules(version, rules)
     return version
-
-
-def mark_published(*, version: PolicyVersion, actor) -> bool:
-    """draft → published, once. False when it was already published."""
-    return bool(
-        PolicyVersion.objects.filter(id=version.id, status=PolicyVersion.Status.DRAFT).update(
-            status=PolicyVersion.Status.PUBLISHED, published_at=timezone.now(), published_by=actor
-        )
-    )
 
 
 # --- reading a version -----------------------------------------------------------------------

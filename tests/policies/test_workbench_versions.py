@@ -49,3 +49,15 @@ def test_an_empty_or_ruleless_draft_is_refused(spam_policy, dave):
 
 def test_published_versions_are_never_marked_twice(spam_policy, dave):
     assert versions.mark_published(version=spam_policy, actor=dave) is False
+
+
+def test_every_publish_path_records_when_and_by_whom(spam_policy, dave):
+    from policies.services import import_policy_version, publish_policy_version
+
+    draft = import_policy_version(
+        slug="spam", name="Spam", text=POLICY_TEXT + "\nSP5.a Link farms\n", publish=False
+    )
+    assert draft.published_at is None
+    published = publish_policy_version(version=draft, actor=dave, via="command")
+    assert published.status == "published"
+    assert published.published_at is not None and published.published_by == dave
