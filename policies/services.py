@@ -12,6 +12,7 @@ from django.utils import timezone
 from .models import Policy, PolicyRule, PolicyVersion
 from .safeguard.rules import extract_rules
 from .signals import policy_settings_changed, policy_version_added, policy_version_published
+from .workbench.models import GoldenSet
 
 MAX_POLICY_CHARS = 200_000
 # A policy's settings: what the admin edits, and what every change of is an audit event.
@@ -53,7 +54,11 @@ def import_policy_version(
     actor=None,
     via: str = "command",
 ) -> PolicyVersion:
-    """Add a new numbered version of the policy `slug` (creating the policy if it is new)."""
+    """Add a new numbered version of the policy `slug` (creating the policy if it is new).
+
+    With `publish`, the version is published at once, which is refused for a policy whose
+    publishing is gated by a golden set: such a version is imported as a draft and published from
+    the workbench, through the gate."""
     rules = check_policy_text(text)
     policy, created = Policy.objects.select_for_update().get_or_create(
         slug=slug, defaults={"name": name}
@@ -69,13 +74,15 @@ def import_policy_version(
     latest = policy.versions.order_by("-number").first()
     if latest is not None and latest.sha256 == sha256:
         return latest
+    if publish:
+        _refuse_if_gated(policy)
     number = (policy.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version = PolicyVersion.objects.create(
         policy=policy,
         number=number,
         text=text,
         sha256=sha256,
-        status=PolicyVersion.Status.PUBLISHED if publish else PolicyVersion.Status.DRAFT,
+        status=PolicyVersion.Status.DRAFT,
         source=source,
         licence_notice=licence_notice,
         created_by=actor,
@@ -85,7 +92,23 @@ def import_policy_version(
         for position, rule in enumerate(rules)
     )
     policy_version_added.send(PolicyVersion, version=version, actor=actor, via=via)
+    if publish:
+        version = publish_policy_version(version=version, actor=actor, via=via)
     return version
+
+
+def _refuse_if_gated(policy: Policy) -> None:
+    gating = GoldenSet.objects.filter(policy=policy, gates_publishing=True).first()
+    if gating is not None:
+        raise ValidationError(
+            {
+                "publish": [
+                    f"{policy.slug}'s publishing is gated by the golden set {gating.name!r}: "
+                    "import the version as a draft, evaluate it, and publish it from the "
+                    "workbench (a senior may override the gate there, with a reason)"
+                ]
+            }
+        )
 
 
 def mark_published(*, version: PolicyVersion, actor=None) -> bool:

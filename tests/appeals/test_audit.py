@@ -26,8 +26,9 @@ from tests.builders import flag
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TABLE = "appeals_auditevent"
-# The spam policy's own events (policy_changed, policy_version_added) open every chain here.
-POLICY_EVENTS = 2
+# The spam policy's own events (policy_changed, policy_version_added, policy_version_published)
+# open every chain here.
+POLICY_EVENTS = 3
 
 
 def _postgres() -> bool:

@@ -32,8 +32,9 @@ from tests.builders import flag
 from tests.workers import REPO_ROOT, celery_worker, wait_for
 
 TABLE = "appeals_auditevent"
-# The spam policy's own events (policy_changed, policy_version_added) open every chain here.
-POLICY_EVENTS = 2
+# The spam policy's own events (policy_changed, policy_version_added, policy_version_published)
+# open every chain here.
+POLICY_EVENTS = 3
 
 
 def _postgres() -> bool:

@@ -98,16 +98,33 @@ def csp_violations(page) -> list[str]:
     return found
 
 
+def missing_assets(page) -> list[str]:
+    """Collects static assets the page asked for and did not get (the favicon included)."""
+    found: list[str] = []
+    page.on(
+        "response",
+        lambda response: (
+            ("/static/" in response.url or response.url.endswith("/favicon.ico"))
+            and response.status >= 400
+            and found.append(f"{response.status} {response.url}")
+        ),
+    )
+    return found
+
+
 @pytest.fixture
 def page(browser, site):
     context = browser.new_context(viewport={"width": 1280, "height": 720}, base_url=site)
     page = context.new_page()
     page.set_default_timeout(10_000)
     violations = csp_violations(page)
+    missing = missing_assets(page)
     yield page
     context.close()
-    # Every page any browser test opens runs under the CSP without it refusing anything.
+    # Every page any browser test opens runs under the CSP without it refusing anything,
+    # and every asset it asks for (stylesheet, script, icon) is there.
     assert violations == [], violations
+    assert missing == [], missing
 
 
 def log_in(page, username):
