@@ -132,7 +132,8 @@ def record_events(events: Iterable[PendingEvent]) -> list[AuditEvent]:
         data = pending.data
         if pending.records:
             own = row_hashes_keys(pending.records)
-            data = {**(data or {}), "row_hashes": {key: hashes[key] for key in own}}
+            said = (data or {}).get("row_hashes") or {}  # e.g. rows the event deleted
+            data = {**(data or {}), "row_hashes": {**said, **{key: hashes[key] for key in own}}}
         actor = pending.actor
         actor_label = pending.actor_label
         if actor is not None and actor_label == "system":

@@ -552,12 +552,15 @@ class AuditEvent(models.Model):
         CALLBACK_FAILED = "callback_failed", "Callback failed"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
         EVALUATION_REQUESTED = "evaluation_requested", "Policy evaluation requested"
+        # Written by the workbench before every publish path wrote POLICY_VERSION_PUBLISHED; kept
+        # so older logs still read.
         POLICY_PUBLISHED = "policy_published", "Policy version published"
         PUBLISH_GATE_OVERRIDDEN = "publish_gate_overridden", "Publish gate overridden"
         CALLBACK_RETRY_REQUESTED = "callback_retry", "Callback retry requested"
         POLICY_CHANGED = "policy_changed", "Policy settings changed"
         POLICY_VERSION_ADDED = "policy_version_added", "Policy version added"
         POLICY_VERSION_PUBLISHED = "policy_version_published", "Policy version published"
+        POLICY_DRAFT_EDITED = "policy_draft_edited", "Policy draft edited"
         RECORDS_ADOPTED = "records_adopted", "Unrecorded rows adopted into the chain"
         TRIAGED = "triaged", "Fast tier scored"
 

@@ -8,7 +8,9 @@ new value.
 
 from __future__ import annotations
 
+from policies.models import PolicyRule
 from policies.signals import (
+    policy_draft_edited,
     policy_settings_changed,
     policy_version_added,
     policy_version_published,
@@ -16,6 +18,7 @@ from policies.signals import (
 
 from .audit import record_event
 from .models import AuditEvent
+from .record_hashes import deleted_rows
 
 Kind = AuditEvent.Kind
 
@@ -75,9 +78,30 @@ def on_version_published(sender, *, version, actor, via, **kwargs) -> None:
     )
 
 
+def on_draft_edited(sender, *, version, removed_rule_ids, actor, via, **kwargs) -> None:
+    rules = list(version.rules.all())
+    record_event(
+        Kind.POLICY_DRAFT_EDITED,
+        case=None,
+        actor=actor,
+        source=_source(via),
+        data={
+            "policy_id": version.policy_id,
+            "policy_version_id": version.id,
+            "number": version.number,
+            "sha256": version.sha256,
+            "rules": len(rules),
+            # The draft's old rule rows are gone: said here, so the records check expects it.
+            "row_hashes": deleted_rows(PolicyRule, removed_rule_ids),
+        },
+        records=(version, *rules),
+    )
+
+
 def connect() -> None:
     policy_settings_changed.connect(on_settings_changed, dispatch_uid="appeals.policy_changed")
     policy_version_added.connect(on_version_added, dispatch_uid="appeals.policy_version_added")
     policy_version_published.connect(
         on_version_published, dispatch_uid="appeals.policy_version_published"
     )
+    policy_draft_edited.connect(on_draft_edited, dispatch_uid="appeals.policy_draft_edited")

@@ -242,13 +242,18 @@ def publish_version(
                 },
             )
         versions.mark_published(version=version, actor=actor)
+        # The same kind as every other publish path (appeals.policy_audit), with the row's hash
+        # and the gate's result beside it.
         record_event(
-            AuditEvent.Kind.POLICY_PUBLISHED,
+            AuditEvent.Kind.POLICY_VERSION_PUBLISHED,
             case=None,
             source=source,
             actor=actor,
             actor_label=actor_label,
+            records=(version,),
             data={
+                "policy_id": version.policy_id,
+                "policy_version_id": version.id,
                 "policy_version": version.label,
                 "policy_sha256": version.sha256,
                 "overridden": not result.passed,
@@ -261,7 +266,7 @@ def publish_version(
 def recent_workbench_events(limit: int = 20):
     kinds = [
         AuditEvent.Kind.EVALUATION_REQUESTED,
-        AuditEvent.Kind.POLICY_PUBLISHED,
+        AuditEvent.Kind.POLICY_VERSION_PUBLISHED,
         AuditEvent.Kind.PUBLISH_GATE_OVERRIDDEN,
     ]
     return AuditEvent.objects.filter(Q(kind__in=kinds)).order_by("-id")[:limit]

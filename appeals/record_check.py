@@ -2,9 +2,10 @@
 
 The newest event that names a row (`data["row_hashes"]`, see `appeals.record_hashes`) carries
 the hash of that row as it was written. A row whose hash now differs was edited outside the
-application; a row named by an event but gone was deleted; a row no event names was added
-outside the application (or before this check existed: `adopt_unrecorded_rows` brings those in
-once, itself an audit event).
+application; a row named by an event but gone was deleted, unless that event says the
+application deleted it (a draft's old rules); a row no event names was added outside the
+application (or before this check existed: `adopt_unrecorded_rows` brings those in once, itself
+an audit event).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from django.db.models import F
 
 from .audit import PendingEvent, record_events
 from .models import AuditEvent, Recommendation
-from .record_hashes import BY_LABEL, HASHERS, RECOMMENDATION, RECORD_KINDS, RecordKind, rows
+from .record_hashes import (
+    BY_LABEL,
+    DELETED,
+    HASHERS,
+    RECOMMENDATION,
+    RECORD_KINDS,
+    RecordKind,
+    rows,
+)
 
 ADOPT_BATCH = 500  # rows per adoption event
 
@@ -126,7 +135,9 @@ def verify_records(*, chunk_size: int = 5000) -> RecordsReport:
                     )
             report.checked[kind.label] = count
             for key in [key for key in latest if key.startswith(prefix)]:
-                _, event_id = latest.pop(key)
+                recorded_hash, event_id = latest.pop(key)
+                if recorded_hash == DELETED:
+                    continue  # the newest event naming it says the application deleted it
                 report.problems.append(
                     RecordProblem(kind.label, int(key[len(prefix) :]), "deleted", event_id)
                 )

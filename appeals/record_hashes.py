@@ -247,6 +247,16 @@ def row_hashes_keys(objects: Iterable[models.Model]) -> list[str]:
     return [f"{kind_for(obj).label}:{obj.id}" for obj in objects]
 
 
+# In place of a hash: the row was deleted by the application, in the event that says so.
+DELETED = "deleted"
+
+
+def deleted_rows(model: type[models.Model], ids: Iterable[int]) -> dict[str, str]:
+    """`row_hashes` entries saying these rows were deleted on purpose (a draft's old rules)."""
+    label = _BY_MODEL[model].label
+    return {f"{label}:{row_id}": DELETED for row_id in ids}
+
+
 def row_hashes(objects: Iterable[models.Model]) -> dict[str, str]:
     """{"decision:12": hash, …} for the given rows, read back from the database (so the hash is
     of the row as written, whatever the instances in memory say). One query per model."""

@@ -13,3 +13,6 @@ policy_settings_changed = Signal()
 policy_version_added = Signal()
 # version, actor, via
 policy_version_published = Signal()
+# version (a draft, its new text and rules written), removed_rule_ids (the PolicyRule rows the
+# edit deleted), actor, via
+policy_draft_edited = Signal()

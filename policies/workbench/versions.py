@@ -22,6 +22,7 @@ from policies.models import Policy, PolicyRule, PolicyVersion
 from policies.safeguard.prompt import policy_states_output_format
 from policies.safeguard.rules import extract_rules
 from policies.services import MAX_POLICY_CHARS, mark_published  # noqa: F401  (used by the workbench)
+from policies.signals import policy_draft_edited, policy_version_added
 
 GUIDANCE_TOKENS = (400, 600)  # gpt-oss-safeguard's makers' advice for a policy's length
 
@@ -39,16 +40,19 @@ def _validated_rules(text: str):
     return rules
 
 
-def _write_rules(version: PolicyVersion, rules) -> None:
+def _write_rules(version: PolicyVersion, rules) -> list[int]:
+    """Replace the version's rule rows; the ids of the rows removed."""
+    removed = list(version.rules.values_list("id", flat=True))
     version.rules.all().delete()
     PolicyRule.objects.bulk_create(
         PolicyRule(version=version, rule_id=rule.id, text=rule.text, position=position)
         for position, rule in enumerate(rules)
     )
+    return removed
 
 
 @transaction.atomic
-def create_draft(*, policy: Policy, text: str, actor) -> PolicyVersion:
+def create_draft(*, policy: Policy, text: str, actor, via: str = "console") -> PolicyVersion:
     """A new draft, numbered after every existing version of the policy."""
     rules = _validated_rules(text)
     policy = Policy.objects.select_for_update().get(id=policy.id)
@@ -63,11 +67,14 @@ def create_draft(*, policy: Policy, text: str, actor) -> PolicyVersion:
         created_by=actor,
     )
     _write_rules(version, rules)
+    policy_version_added.send(PolicyVersion, version=version, actor=actor, via=via)
     return version
 
 
 @transaction.atomic
-def update_draft(*, version: PolicyVersion, text: str, actor) -> PolicyVersion:
+def update_draft(
+    *, version: PolicyVersion, text: str, actor, via: str = "console"
+) -> PolicyVersion:
     """Replace a draft's text (and rules). A published version is refused: make a new draft."""
     version = PolicyVersion.objects.select_for_update().get(id=version.id)
     if version.status != PolicyVersion.Status.DRAFT:
@@ -76,7 +83,10 @@ def update_draft(*, version: PolicyVersion, text: str, actor) -> PolicyVersion:
     version.text = text
     version.sha256 = hashlib.sha256(text.encode()).hexdigest()
     version.save(update_fields=["text", "sha256"])
-    _write_rules(version, rules)
+    removed = _write_rules(version, rules)
+    policy_draft_edited.send(
+        PolicyVersion, version=version, removed_rule_ids=removed, actor=actor, via=via
+    )
     return version
 
 

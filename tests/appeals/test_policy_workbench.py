@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from appeals import policy_workbench
 from appeals.models import AuditEvent
+from appeals.record_check import verify_records
 from policies.models import PolicyVersion
 from policies.workbench import golden, runs, versions
 from policies.workbench.models import EvaluationResult
@@ -101,7 +102,10 @@ def test_publishing_a_worse_draft_is_refused_until_a_senior_overrides(
         policy_workbench.publish_version(version=draft, actor=dave, override_reason="trust me")
     draft.refresh_from_db()
     assert draft.status == "draft"
-    assert not AuditEvent.objects.filter(kind__in=["policy_published", "publish_gate_overridden"])
+    assert not AuditEvent.objects.filter(
+        kind__in=["policy_version_published", "publish_gate_overridden"],
+        data__policy_version_id=draft.id,
+    )
 
     carol.groups.add(*dave.groups.all())  # a senior who also administers policies
     result = policy_workbench.publish_version(
@@ -113,8 +117,13 @@ def test_publishing_a_worse_draft_is_refused_until_a_senior_overrides(
     assert spam_policy.policy.current_version() == draft
     override = AuditEvent.objects.get(kind="publish_gate_overridden")
     assert override.data["reason"] == "legal asked for it today" and override.actor == carol
-    published = AuditEvent.objects.get(kind="policy_published")
-    assert published.data["overridden"] is True
+    published = AuditEvent.objects.get(
+        kind="policy_version_published", data__policy_version_id=draft.id
+    )
+    assert published.data["overridden"] is True and published.actor == carol
+    # One publish, one event of the one kind every publish path writes, with the row's hash.
+    assert not AuditEvent.objects.filter(kind="policy_published").exists()
+    assert verify_records().ok
     with pytest.raises(ValidationError, match="published and can't be edited"):
         versions.update_draft(version=draft, text=POLICY_TEXT, actor=dave)
 
@@ -132,6 +141,7 @@ def test_a_draft_that_holds_publishes_without_override(server, spam_policy, gate
     result = policy_workbench.publish_version(version=draft, actor=dave)
     assert result.passed
     assert PolicyVersion.objects.get(id=draft.id).status == "published"
+    assert verify_records().ok
     text, changes = versions.diff_versions(spam_policy, draft)
     assert "+SP3.b Phishing - fake login pages." in text
     # SP3.b is new, and the SP3 tier's text (its section) grew by that line.

@@ -457,3 +457,46 @@ def test_the_data_migration_fills_decisions_from_before_it(history):
     )
     migration.fill_disclosure(apps, None)
     assert stored.get() == before
+
+
+# --- a policy draft written and edited in the workbench -----------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_draft_edited_in_the_workbench_keeps_the_records_check_clean(
+    on_postgres, verify_audit, client, dave, spam_policy
+):
+    """The workbench's new-draft, save and publish posts each leave an event naming the rows they
+    wrote; the rules a save removed are said to be removed, and a rule deleted behind the
+    application's back is still named."""
+    client.force_login(dave)
+    response = client.post(f"/workbench/versions/{spam_policy.id}/new-draft/")
+    assert response.status_code == 302
+    draft = spam_policy.policy.versions.get(number=2)
+    added = AuditEvent.objects.get(
+        kind=AuditEvent.Kind.POLICY_VERSION_ADDED, data__policy_version_id=draft.id
+    )
+    assert added.actor == dave and added.source == AuditEvent.Source.CONSOLE
+    old_rules = set(draft.rules.values_list("id", flat=True))
+
+    text = spam_policy.text.replace("SP3.a", "SP3.c") + "\nSP4 Chain letters.\n"
+    response = client.post(f"/workbench/versions/{draft.id}/save/", {"text": text})
+    assert response.status_code == 302
+    assert "SP3.c" in draft.rule_ids() and "SP3.a" not in draft.rule_ids()
+    edited = AuditEvent.objects.get(kind=AuditEvent.Kind.POLICY_DRAFT_EDITED)
+    said = edited.data["row_hashes"]
+    assert {f"policy_rule:{i}" for i in old_rules} <= set(said)
+    assert all(said[f"policy_rule:{i}"] == "deleted" for i in old_rules)
+
+    clean = verify_audit("--records", "--no-checkpoint")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    gone = draft.rules.get(rule_id="SP4")
+    with as_superuser() as cursor:
+        cursor.execute("DELETE FROM policies_policyrule WHERE id = %s", [gone.id])
+    result = verify_audit("--records", "--no-checkpoint")
+    assert result.returncode == EXIT_RECORDS
+    assert any(
+        line.startswith(f"record policy rule {gone.id} was deleted") for line in _problems(result)
+    ), result.stdout
