@@ -424,6 +424,7 @@ CELERY_TASK_ROUTES = {
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
     "appeals.tasks.fetch_item_media": {"queue": "default"},
     "appeals.tasks.triage_items": {"queue": "default"},  # the fast tier runs on CPU workers
+    "appeals.tasks.second_opinions": {"queue": "default"},  # HTTP calls to model servers
     "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
     "policies.tasks.run_evaluation": {"queue": "gpu"},
     "appeals.tasks.sweep_callbacks": {"queue": "default"},
