@@ -419,6 +419,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Second opinions (appeals/second_opinions/): the first delay before a transient failure (a
+# timeout, a model server unreachable) is tried again; it doubles on each of five retries.
+SECOND_OPINION_RETRY_SECONDS = env_int("SECOND_OPINION_RETRY_SECONDS", 10, minimum=1)
 CELERY_TASK_ROUTES = {
     "appeals.tasks.draft_recommendations": {"queue": "gpu"},
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
-RETRY_SECONDS = 10
-MAX_RETRIES = 5  # about a minute of back-off, then a failure is stored with its reason
+MAX_RETRIES = 5  # with the default 10 s: 10, 20, 40, 80, 160 s, then the failure is stored
 
 
 @shared_task(
@@ -20,6 +20,6 @@ def second_opinions(self, pairs: list[list[int]]) -> int:
     last_try = self.request.retries >= self.max_retries
     outcome = services.ask_second_opinions(pairs, last_try=last_try)
     if outcome.retry:
-        countdown = RETRY_SECONDS * 2**self.request.retries
+        countdown = settings.SECOND_OPINION_RETRY_SECONDS * 2**self.request.retries
         raise self.retry(args=[[list(p) for p in outcome.retry]], countdown=countdown)
     return len(outcome.stored)
