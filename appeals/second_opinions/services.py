@@ -23,6 +23,9 @@ from policies.second_opinion import FailureReason, Opinion, ask
 log = logging.getLogger(__name__)
 
 PAIRS_PER_TASK = 50
+# A server may answer at any length whatever max_tokens says: what is kept of it.
+MAX_RAW_CHARS = 20_000
+MAX_DETAIL_CHARS = 2_000
 CONTEXT_KEYS = (("caption", "Caption"), ("alt_text", "Alt text"), ("transcript", "Transcript"))
 
 Pair = tuple[int, int]  # (case id, setting id)
@@ -151,9 +154,9 @@ def _store(case: Case, setting: SecondOpinionSetting, opinion: Opinion) -> Secon
         # A mapping is checked against the version in force when it is saved; a case under an
         # older version keeps only the rules its version defines.
         rule_ids=[r for r in opinion.rule_ids if r in known],
-        raw_answer=opinion.raw_answer,
+        raw_answer=opinion.raw_answer[:MAX_RAW_CHARS],
         failure_reason=opinion.failure_reason.value if opinion.failure_reason else "",
-        failure_detail=opinion.failure_detail,
+        failure_detail=opinion.failure_detail[:MAX_DETAIL_CHARS],
         latency_ms=opinion.latency_ms,
         attempts=min(opinion.attempts, 32767),
     )

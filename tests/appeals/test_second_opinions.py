@@ -223,3 +223,14 @@ def test_a_real_worker_asks_after_intake_retries_a_transient_failure_and_stores_
     assert asked == 4 and server.requests == 4  # three 503s, one answer; none for the redelivery
     assert runs[0].endswith(": 1") and runs[1].endswith(": 0")  # stored once, then nothing
     assert SecondOpinion.objects.filter(case=case).count() == 1
+
+
+def test_a_server_answering_at_great_length_is_kept_within_bounds(platform, spam_policy):
+    with StandInServer(mode="cope", answer="0" + " padding" * 10_000) as server:
+        setting = configure(spam_policy, server, adapter="cope", category_rules={}, model="cope")
+        case = flag(platform, content=SPAM)
+        services.ask_second_opinions([(case.id, setting.id)], last_try=False)
+    opinion = SecondOpinion.objects.get()
+    assert opinion.failure_reason == "malformed_answer"
+    assert len(opinion.raw_answer) == services.MAX_RAW_CHARS
+    assert len(opinion.failure_detail) <= services.MAX_DETAIL_CHARS
