@@ -234,3 +234,19 @@ def test_a_server_answering_at_great_length_is_kept_within_bounds(platform, spam
     assert opinion.failure_reason == "malformed_answer"
     assert len(opinion.raw_answer) == services.MAX_RAW_CHARS
     assert len(opinion.failure_detail) <= services.MAX_DETAIL_CHARS
+
+
+def test_the_task_goes_to_a_queue_the_quickstart_worker_consumes():
+    import re
+    from pathlib import Path
+
+    from appeals.second_opinions.tasks import second_opinions
+    from reviewer.celery import app
+
+    assert second_opinions.name == "appeals.tasks.second_opinions"
+    queue = app.amqp.router.route({}, second_opinions.name)["queue"].name
+    quickstart = (Path(__file__).resolve().parents[2] / "scripts" / "quickstart.sh").read_text()
+    consumed = re.search(r"worker --queues (\S+)", quickstart).group(1).split(",")
+    assert queue == "default" and queue in consumed
+    app.loader.import_default_modules()
+    assert second_opinions.name in app.tasks
