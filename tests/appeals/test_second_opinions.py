@@ -165,6 +165,23 @@ def test_intake_asks_the_enabled_models_of_the_cases_policy_after_commit(
     assert len(sent) == 1, other  # a policy without second opinions sends nothing
 
 
+def test_bulk_intake_asks_for_every_new_case(
+    platform, spam_policy, django_capture_on_commit_callbacks, monkeypatch
+):
+    from appeals.intake import bulk as bulk_intake
+    from appeals.intake.schemas import ItemIn
+
+    sent = []
+    monkeypatch.setattr(services, "enqueue_second_opinions", sent.append)
+    with StandInServer(mode="llama_guard") as server:
+        setting = configure(spam_policy, server)
+    payloads = [ItemIn(external_id=f"b-{i}", policy="spam", content=SPAM) for i in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes = bulk_intake.receive_items_bulk(platform=platform, payloads=payloads, invalid={})
+    case_ids = sorted(o.case.id for o in outcomes)
+    assert sorted(sent[0]) == [(case_id, setting.id) for case_id in case_ids]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.integration
 def test_a_real_worker_asks_after_intake_retries_a_transient_failure_and_stores_once(
