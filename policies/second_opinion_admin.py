@@ -2,7 +2,8 @@
 
 The form's checks are the model's `clean`: an unknown category for the adapter, a rule the
 policy's version does not define, a key pasted where the variable's name belongs, a URL that is
-not http(s) each come back as an error on the field, naming the problem."""
+not http(s) each come back as an error on the field, naming the problem. Every save is an audit
+event of the policy (`policy_changed`); settings are switched off, never deleted."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django import forms
 from django.contrib import admin
 
 from .second_opinion import categories_of
-from .second_opinion_settings import Adapter, SecondOpinionSetting
+from .second_opinion_settings import Adapter, SecondOpinionSetting, save_second_opinion_setting
 
 
 class SecondOpinionSettingForm(forms.ModelForm):
@@ -43,3 +44,11 @@ class SecondOpinionSettingAdmin(admin.ModelAdmin):
     list_display = ("__str__", "policy", "base_url", "api_key_env", "timeout_seconds", "enabled")
     list_filter = ("enabled", "adapter", "policy")
     search_fields = ("model", "policy__slug")
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so that the change (old and new values) is an audit event.
+        save_second_opinion_setting(setting=obj, actor=request.user, via="admin")
+
+    def has_delete_permission(self, request, obj=None):
+        # Stored opinions name their setting; switch a model off (enabled) instead.
+        return False

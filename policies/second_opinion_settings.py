@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 
 from .second_opinion import ADAPTERS, OpinionSettings, categories_of
 
@@ -165,3 +165,51 @@ class SecondOpinionSetting(models.Model):
             ),
             problem,
         )
+
+
+AUDITED_FIELDS = (
+    "adapter",
+    "base_url",
+    "model",
+    "api_key_env",
+    "timeout_seconds",
+    "category_rules",
+    "policy_text",
+    "enabled",
+)
+
+
+@transaction.atomic
+def save_second_opinion_setting(
+    *, setting: SecondOpinionSetting, actor=None, via: str = "admin"
+) -> SecondOpinionSetting:
+    """Save a validated setting and announce it as a change of its policy's settings (the
+    audit log's `policy_changed`, each field with its old and new value): which outside model
+    a policy's content is sent to is part of the policy. A save that changes nothing announces
+    nothing."""
+    from .signals import policy_settings_changed
+
+    stored = {}
+    if setting.id is not None:
+        stored = (
+            SecondOpinionSetting.objects.select_for_update()
+            .values(*AUDITED_FIELDS)
+            .get(id=setting.id)
+        )
+    setting.save()
+    prefix = f"second_opinion[{setting.id}]"
+    changes = {
+        f"{prefix}.{field}": [stored.get(field), getattr(setting, field)]
+        for field in AUDITED_FIELDS
+        if not stored or stored[field] != getattr(setting, field)
+    }
+    if changes:
+        policy_settings_changed.send(
+            sender=SecondOpinionSetting,
+            policy=setting.policy,
+            created=False,
+            changes=changes,
+            actor=actor,
+            via=via,
+        )
+    return setting

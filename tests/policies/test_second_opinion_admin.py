@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from appeals.models import AuditEvent
 from policies.models import SecondOpinionSetting
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +51,22 @@ def test_a_policy_admin_adds_and_changes_a_second_opinion_model(client, dave, sp
     assert response.status_code == 302, response.content.decode()[-3000:]
     setting.refresh_from_db()
     assert setting.enabled is False
+    # Both saves are audit events of the policy, each field with its old and new value.
+    prefix = f"second_opinion[{setting.id}]"
+    added, changed = [
+        event
+        for event in AuditEvent.objects.filter(kind=AuditEvent.Kind.POLICY_CHANGED).order_by("id")
+        if any(key.startswith(prefix) for key in event.data["changes"])
+    ]
+    assert added.data["changes"][f"{prefix}.model"] == {
+        "from": None,
+        "to": "meta-llama/Llama-Guard-3-8B",
+    }
+    assert changed.data["changes"] == {f"{prefix}.enabled": {"from": True, "to": False}}
+    assert (changed.actor, changed.source) == (dave, AuditEvent.Source.ADMIN)
+    # Switched off, never deleted: stored opinions name their setting.
+    assert client.post(f"{URL}{setting.id}/delete/", {"post": "yes"}).status_code == 403
+    assert SecondOpinionSetting.objects.filter(id=setting.id).exists()
 
 
 @pytest.mark.parametrize(
