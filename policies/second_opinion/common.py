@@ -14,7 +14,9 @@ def defang(text: str, markers: tuple[str, ...]) -> str:
     """`text` with every literal of `markers` broken after its first character: content cannot
     close the conversation block, open a turn or start the answer section of a template."""
     for marker in markers:
-        if marker in text:
+        # Again until none is left: breaking one run of a repeated character ("=======") can
+        # leave a whole marker in what follows the joiner. Each pass shortens every run.
+        while marker in text:
             text = text.replace(marker, marker[0] + JOINER + marker[1:])
     return text
 
