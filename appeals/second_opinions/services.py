@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -23,6 +24,7 @@ from policies.second_opinion import FailureReason, Opinion, ask
 log = logging.getLogger(__name__)
 
 PAIRS_PER_TASK = 50
+MAX_PARALLEL = 8  # requests in flight per task
 # A server may answer at any length whatever max_tokens says: what is kept of it.
 MAX_RAW_CHARS = 20_000
 MAX_DETAIL_CHARS = 2_000
@@ -100,17 +102,30 @@ def ask_second_opinions(pairs: Iterable[Sequence[int]], *, last_try: bool) -> Ou
     todo = [pair for pair in pairs if pair not in done]
     cases = Case.objects.select_related("item", "policy_version").in_bulk({c for c, _ in todo})
     settings = SecondOpinionSetting.objects.in_bulk({s for _, s in todo})
+    jobs = [
+        (cases[c], settings[s])
+        for c, s in todo
+        # a setting removed or switched off since intake is not asked
+        if c in cases and s in settings and settings[s].enabled
+    ]
+    # The models are asked in parallel (HTTP only: `_ask` reads nothing from the database), the
+    # answers stored one by one here.
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(jobs)))) as pool:
+        opinions = list(pool.map(lambda job: _ask(*job), jobs))
     stored: list[SecondOpinion] = []
     retry: list[Pair] = []
-    for case_id, setting_id in todo:
-        case, setting = cases.get(case_id), settings.get(setting_id)
-        if case is None or setting is None or not setting.enabled:
-            continue  # the setting was removed or switched off since intake
-        opinion = _ask(case, setting)
+    rules_of: dict[int, set[str]] = {}
+    for (case, setting), opinion in zip(jobs, opinions, strict=True):
         if opinion.failed and opinion.failure_reason.transient and not last_try:
-            retry.append((case_id, setting_id))
+            retry.append((case.id, setting.id))
             continue
-        row = _store(case, setting, opinion)
+        if case.policy_version_id not in rules_of:
+            rules_of[case.policy_version_id] = set(
+                PolicyRule.objects.filter(version_id=case.policy_version_id).values_list(
+                    "rule_id", flat=True
+                )
+            )
+        row = _store(case, setting, opinion, known_rules=rules_of[case.policy_version_id])
         if row is not None:
             stored.append(row)
     return Outcome(stored=stored, retry=retry)
@@ -136,14 +151,11 @@ def _ask(case: Case, setting: SecondOpinionSetting) -> Opinion:
     return ask(settings, content)
 
 
-def _store(case: Case, setting: SecondOpinionSetting, opinion: Opinion) -> SecondOpinion | None:
+def _store(
+    case: Case, setting: SecondOpinionSetting, opinion: Opinion, *, known_rules: set[str]
+) -> SecondOpinion | None:
     """Insert the row unless the pair already has one; the row, or None when another delivery
     stored it first."""
-    known = set(
-        PolicyRule.objects.filter(version_id=case.policy_version_id).values_list(
-            "rule_id", flat=True
-        )
-    )
     row = SecondOpinion(
         case=case,
         setting=setting,
@@ -153,7 +165,7 @@ def _store(case: Case, setting: SecondOpinionSetting, opinion: Opinion) -> Secon
         categories=list(opinion.categories),
         # A mapping is checked against the version in force when it is saved; a case under an
         # older version keeps only the rules its version defines.
-        rule_ids=[r for r in opinion.rule_ids if r in known],
+        rule_ids=[r for r in opinion.rule_ids if r in known_rules],
         raw_answer=opinion.raw_answer[:MAX_RAW_CHARS],
         failure_reason=opinion.failure_reason.value if opinion.failure_reason else "",
         failure_detail=opinion.failure_detail[:MAX_DETAIL_CHARS],

@@ -5,6 +5,8 @@ default queue against a stand-in server."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from appeals.models import SecondOpinion
@@ -77,8 +79,9 @@ def test_two_workers_racing_on_one_pair_store_one_row(platform, spam_policy):
         setting = configure(spam_policy, server)
         case = flag(platform, content=SPAM)
         opinion = services._ask(case, setting)
-    assert services._store(case, setting, opinion) is not None
-    assert services._store(case, setting, opinion) is None
+    known = {"SP2.b", "SP3.a"}
+    assert services._store(case, setting, opinion, known_rules=known) is not None
+    assert services._store(case, setting, opinion, known_rules=known) is None
     assert SecondOpinion.objects.filter(case=case, setting=setting).count() == 1
 
 
@@ -267,3 +270,14 @@ def test_the_task_goes_to_a_queue_the_quickstart_worker_consumes():
     assert queue == "default" and queue in consumed
     app.loader.import_default_modules()
     assert second_opinions.name in app.tasks
+
+
+def test_the_models_are_asked_in_parallel(platform, spam_policy):
+    with StandInServer(mode="llama_guard", latency=0.5) as server:
+        setting = configure(spam_policy, server)
+        cases = [flag(platform, content=SPAM) for _ in range(6)]
+        started = time.monotonic()
+        outcome = services.ask_second_opinions([(c.id, setting.id) for c in cases], last_try=False)
+        took = time.monotonic() - started
+    assert len(outcome.stored) == 6 and server.peak > 1
+    assert took < 6 * 0.5 / 2, took
