@@ -806,3 +806,47 @@ class DeepCheckSetting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy}: {self.get_mode_display()}"
+
+
+class SecondOpinion(models.Model):
+    """What one second-opinion model (policies/second_opinion/, configured per policy by a
+    SecondOpinionSetting) said about a case's content, beside the safeguard draft.
+
+    One row per case and setting, written once by the task (appeals/second_opinions/): a verdict,
+    or the named reason there is none. The model's name is kept here, as it was asked."""
+
+    class Verdict(models.TextChoices):
+        VIOLATING = "violating", "Violating"
+        NOT_VIOLATING = "not_violating", "Not violating"
+        UNCERTAIN = "uncertain", "Uncertain"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="second_opinions")
+    setting = models.ForeignKey(
+        "policies.SecondOpinionSetting", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    adapter = models.CharField(max_length=16)
+    model_name = models.CharField(max_length=200)
+    verdict = models.CharField(max_length=13, choices=Verdict, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    rule_ids = models.JSONField(default=list, blank=True)  # mapped, and rules of the case's version
+    raw_answer = models.TextField(blank=True)
+    failure_reason = models.CharField(max_length=20, blank=True)
+    failure_detail = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "setting"], name="second_opinion_once_per_case_and_setting"
+            ),
+            models.CheckConstraint(
+                condition=(Q(verdict="") & ~Q(failure_reason=""))
+                | (~Q(verdict="") & Q(failure_reason="")),
+                name="second_opinion_verdict_or_failure",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.adapter} on case {self.case_id}: {self.verdict or self.failure_reason}"

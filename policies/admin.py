@@ -138,3 +138,6 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return request.user.has_perm("policies.manage_policy")
+
+
+from . import second_opinion_admin  # noqa: E402, F401 - registers the second-opinion settings

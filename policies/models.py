@@ -143,7 +143,9 @@ class PolicyRule(models.Model):
         return self.rule_id
 
 
-# The workbench's rows live in their own module; importing them here registers them with the app.
+# The workbench's rows and the second-opinion settings live in their own modules; importing them
+# here registers them with the app.
+from .second_opinion_settings import SecondOpinionSetting  # noqa: E402, F401
 from .workbench.models import (  # noqa: E402, F401
     EvaluationResult,
     EvaluationRun,

@@ -419,11 +419,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Second opinions (appeals/second_opinions/): the first delay before a transient failure (a
+# timeout, a model server unreachable) is tried again; it doubles on each of five retries.
+SECOND_OPINION_RETRY_SECONDS = env_int("SECOND_OPINION_RETRY_SECONDS", 10, minimum=1)
 CELERY_TASK_ROUTES = {
     "appeals.tasks.draft_recommendations": {"queue": "gpu"},
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
     "appeals.tasks.fetch_item_media": {"queue": "default"},
     "appeals.tasks.triage_items": {"queue": "default"},  # the fast tier runs on CPU workers
+    "appeals.tasks.second_opinions": {"queue": "default"},  # HTTP calls to model servers
     "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
     "policies.tasks.run_evaluation": {"queue": "gpu"},
     "appeals.tasks.sweep_callbacks": {"queue": "default"},

@@ -65,6 +65,7 @@ from . import fast_tier_filters, quality
 from .callbacks import undelivered_callbacks
 from .fast_tier_filters import FastTierFilterForm
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
+from .second_opinions import agreement_by_model, second_opinion_panel
 from .unrenderable import set_aside_unrenderable_case
 
 QUEUE_PAGE_SIZE = 50
@@ -554,6 +555,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "timeline": timeline,
         "now": now,
         "fast_tier": fast_tier_panel(case, has_draft=draft.recommendation is not None),
+        "second_opinions": second_opinion_panel(case, hidden=draft.hidden_until_blind_call),
     }
 
 
@@ -808,4 +810,8 @@ def policy_rule(request, version_id, rule_id):
 def quality_page(request):
     if not request.user.has_perm("appeals.view_all_cases"):
         raise PermissionDenied("the agreement page is for senior reviewers and auditors")
-    return render(request, "reviewer/quality.html", {"report": quality.build_report()})
+    return render(
+        request,
+        "reviewer/quality.html",
+        {"report": quality.build_report(), "second_opinions": agreement_by_model()},
+    )

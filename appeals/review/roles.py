@@ -23,6 +23,9 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "policies.view_policy",
         "policies.view_policyversion",
         "policies.view_policyrule",
+        "policies.add_secondopinionsetting",
+        "policies.change_secondopinionsetting",
+        "policies.view_secondopinionsetting",
     ),
     "auditor": (
         "appeals.view_all_cases",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,6 +23,22 @@ from .types import FailureReason
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _BACKOFF_BASE_S = 0.5
 _BACKOFF_MAX_S = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """One POST after its retries: the 200 response, or the reason there is none."""
+
+    response: httpx.Response | None
+    error: FailureReason | None = None
+    detail: str = ""
+    transient: bool = False  # the last failure was one a later try may not meet (5xx, timeout)
+    attempts: int = 1
+    latency_ms: int = 0
+
+
+def _since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
 
 
 class OpenAIBackend:
@@ -86,8 +103,21 @@ class OpenAIBackend:
         }
 
     def _one(self, request: PromptRequest, max_new_tokens: int) -> Generation:
-        body = self._body(request, max_new_tokens)
-        url = f"{self.base_url}/chat/completions"
+        posted = self.post(self._body(request, max_new_tokens))
+        if posted.response is None:
+            return Generation(
+                error=posted.error,
+                error_detail=posted.detail,
+                latency_ms=posted.latency_ms,
+                attempts=posted.attempts,
+                model_id=self.model,
+            )
+        return self._from_response(posted.response, posted.latency_ms, posted.attempts)
+
+    def post(self, body: dict[str, Any], *, path: str = "/chat/completions") -> Posted:
+        """POST `body` to the server, retrying transient failures; the 200 response, or why
+        there is none. Shared with the second-opinion adapters (policies/second_opinion/)."""
+        url = f"{self.base_url}{path}"
         started = time.perf_counter()
         attempts = 0
         last_detail = ""
@@ -100,11 +130,13 @@ class OpenAIBackend:
                 if isinstance(exc, httpx.ConnectTimeout):
                     transient, last_detail = True, f"connect timeout: {exc}"
                 else:
-                    return self._error(
+                    return Posted(
+                        None,
                         FailureReason.TIMEOUT,
                         f"no answer within {self.timeout_s:g} s",
-                        started,
-                        attempts,
+                        transient=True,
+                        attempts=attempts,
+                        latency_ms=_since(started),
                     )
             except (
                 httpx.TransportError
@@ -112,26 +144,23 @@ class OpenAIBackend:
                 transient, last_detail = True, f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 200:
-                    return self._from_response(response, started, attempts)
+                    return Posted(response, attempts=attempts, latency_ms=_since(started))
                 last_detail = f"HTTP {response.status_code}: {response.text[:300]}"
                 transient = response.status_code in _TRANSIENT_STATUS
             if not transient or attempts > self.max_retries:
-                return self._error(FailureReason.BACKEND_ERROR, last_detail, started, attempts)
+                return Posted(
+                    None,
+                    FailureReason.BACKEND_ERROR,
+                    last_detail,
+                    transient=transient,
+                    attempts=attempts,
+                    latency_ms=_since(started),
+                )
             self._sleep(min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * 2 ** (attempts - 1)))
 
-    def _error(
-        self, reason: FailureReason, detail: str, started: float, attempts: int
+    def _from_response(
+        self, response: httpx.Response, latency_ms: int, attempts: int
     ) -> Generation:
-        return Generation(
-            error=reason,
-            error_detail=detail,
-            latency_ms=int((time.perf_counter() - started) * 1000),
-            attempts=attempts,
-            model_id=self.model,
-        )
-
-    def _from_response(self, response: httpx.Response, started: float, attempts: int) -> Generation:
-        latency_ms = int((time.perf_counter() - started) * 1000)
         try:
             payload = response.json()
             choice = payload["choices"][0]

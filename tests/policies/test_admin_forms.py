@@ -30,6 +30,9 @@ POSTED = {
     ("policies.policy", "change"),
     ("policies.policyversion", "add"),
     ("policies.policyversion", "change"),
+    # tests/policies/test_second_opinion_admin.py
+    ("policies.secondopinionsetting", "add"),
+    ("policies.secondopinionsetting", "change"),
 }
 
 
