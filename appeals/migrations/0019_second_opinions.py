@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("appeals", "0017_alter_auditevent_kind"),
+        ("appeals", "0018_policy_draft_edited"),
         ("policies", "0005_second_opinion_settings"),
     ]
 
