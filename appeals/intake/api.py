@@ -275,6 +275,14 @@ def post_item(request):
     the same `external_id` comes again with the same body; 409 when it comes with another.
     An image or video may come inline as `media_base64` (see also `/items/upload`)."""
     body = _json_body(request, max_bytes=_media_body_limit())
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not (isinstance(body, dict) and body.get("media_base64")) and declared.isdigit():
+        if int(declared) > BODY_MAX_BYTES:  # the larger limit is for media only
+            raise ApiProblem(
+                413,
+                "(body)",
+                f"is {int(declared):,} bytes; at most {BODY_MAX_BYTES:,} without media",
+            )
     upload = uploads.split_payload(parse_payload(uploads.ItemWithMediaIn, body))
     if upload.media is None:
         result = intake.receive_item(platform=request.auth.platform, payload=upload.payload)

@@ -40,10 +40,10 @@ def preview_image(
     image.thumbnail(PREVIEW_SIZE)
     if blur:
         image = _blur(image)
-    if grayscale:
-        image = ImageOps.grayscale(image).convert("RGB")
     if label:
         _caption(image, label)
+    if grayscale:
+        image = ImageOps.grayscale(image)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=70)
     return out.getvalue()
