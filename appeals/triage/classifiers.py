@@ -4,7 +4,9 @@ is downloaded) and names itself with the version of the package that ships it.
 
 - offensive language: `alt-profanity-check` (a linear SVM over a bag of words, scikit-learn),
 - language: lingua through `policies.language.detect_language`,
-- nudity: NudeNet's detector (an ONNX model run by onnxruntime), labels, scores and boxes.
+- nudity: NudeNet's detector (its ONNX model run by onnxruntime, `nudity.py`), labels, scores
+  and boxes;
+- optionally, an image-classification model through transformers' pipeline (below).
 """
 
 from __future__ import annotations
@@ -88,13 +90,25 @@ def languages_of(texts: Sequence[str]) -> list[str | None]:
     return detect_languages(list(texts)) if texts else []
 
 
+def onnx_threads() -> int:
+    """TRIAGE_ONNX_THREADS: onnxruntime threads per worker process for NudeNet (default 1;
+    0 means onnxruntime's own default, every core). Read from the environment at first use."""
+    import os
+
+    raw = os.environ.get("TRIAGE_ONNX_THREADS", "1").strip() or "1"
+    if not raw.isdigit():
+        raise ValueError(f"TRIAGE_ONNX_THREADS must be a whole number, not {raw!r}")
+    return int(raw)
+
+
 def _detector():
+    """NudeNet's model and thresholds, run by our own session (nudity.py says why)."""
     global _nude_detector
     with _lock:
         if _nude_detector is None:
-            from nudenet import NudeDetector
+            from .nudity import NudityRunner
 
-            _nude_detector = NudeDetector()
+            _nude_detector = NudityRunner(threads=onnx_threads())
         return _nude_detector
 
 
