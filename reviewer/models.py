@@ -5,7 +5,7 @@ from django.db import models
 
 
 class ReviewerPreference(models.Model):
-    """A reviewer's own defaults for how media is shown before they choose to look
+    """A reviewer's own defaults for how media and harmful text are shown before they look
     (reviewer/preferences.py). No row means the site defaults."""
 
     user = models.OneToOneField(
@@ -16,6 +16,11 @@ class ReviewerPreference(models.Model):
     )
     grayscale_media = models.BooleanField(
         default=True, help_text="Show previews in grey rather than colour."
+    )
+    blur_text = models.BooleanField(
+        default=True,
+        help_text="Blur the text of cases from moderation data sets, or that the fast tier "
+        "scores as offensive, until I reveal it.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,5 +1,5 @@
 """A reviewer's own defaults for media (issue 14): blur and grayscale of the preview that the
-case page shows before they choose to look. The page `/preferences/` sets them; the preview view
+case page shows before they choose to look, and whether harmful text is blurred until revealed. The page `/preferences/` sets them; the preview view
 serves the variant they chose (appeals/media/variants.py). Whatever they choose, the original is
 sent only when they press Reveal: "no blur" is a sharp but small re-encoded preview, never it.
 """
@@ -28,6 +28,7 @@ from .models import ReviewerPreference
 class MediaPrefs:
     blur: bool
     grayscale: bool
+    blur_text: bool = True  # harmful text (`text_is_sensitive`) blurred until revealed
 
     @property
     def key(self) -> str:
@@ -46,15 +47,33 @@ def media_prefs(user) -> MediaPrefs:
     row = ReviewerPreference.objects.filter(user_id=user.id).first()
     if row is None:
         return site_default()
-    return MediaPrefs(blur=row.blur_media, grayscale=row.grayscale_media)
+    return MediaPrefs(blur=row.blur_media, grayscale=row.grayscale_media, blur_text=row.blur_text)
 
 
 @transaction.atomic
-def set_media_prefs(user, *, blur: bool, grayscale: bool) -> ReviewerPreference:
+def set_media_prefs(
+    user, *, blur: bool, grayscale: bool, blur_text: bool = True
+) -> ReviewerPreference:
     row, _ = ReviewerPreference.objects.update_or_create(
-        user=user, defaults={"blur_media": blur, "grayscale_media": grayscale}
+        user=user,
+        defaults={"blur_media": blur, "grayscale_media": grayscale, "blur_text": blur_text},
     )
     return row
+
+
+# Data sets whose texts are moderation material (../shared/datasets/README.md: "never render them
+# unblurred by default in demos"); the demo records the set in the item's metadata.
+MODERATION_DATASETS = frozenset({"openai-moderation", "hatecheck"})
+OFFENSIVE_BLUR_SCORE = 0.5
+
+
+def text_is_sensitive(item, offensive_score: float | None = None) -> bool:
+    """Whether an item's text is blurred for a reviewer who asked for that: it comes from a
+    moderation data set, or the fast tier scores it as offensive."""
+    metadata = item.metadata if isinstance(item.metadata, dict) else {}
+    if metadata.get("dataset") in MODERATION_DATASETS:
+        return True
+    return offensive_score is not None and offensive_score >= OFFENSIVE_BLUR_SCORE
 
 
 class PreferencesForm(forms.Form):
@@ -65,6 +84,11 @@ class PreferencesForm(forms.Form):
     )
     grayscale_media = forms.BooleanField(
         required=False, label="Show previews in grey", help_text="Off: in colour."
+    )
+    blur_text = forms.BooleanField(
+        required=False,
+        label="Blur harmful text until I reveal it",
+        help_text="Texts from moderation data sets, and texts the fast tier scores as offensive.",
     )
 
 
@@ -79,12 +103,17 @@ def preferences_page(request):
                 request.user,
                 blur=form.cleaned_data["blur_media"],
                 grayscale=form.cleaned_data["grayscale_media"],
+                blur_text=form.cleaned_data["blur_text"],
             )
             messages.success(request, "Your preferences are saved.")
             return redirect("preferences")
     else:
         form = PreferencesForm(
-            initial={"blur_media": current.blur, "grayscale_media": current.grayscale}
+            initial={
+                "blur_media": current.blur,
+                "grayscale_media": current.grayscale,
+                "blur_text": current.blur_text,
+            }
         )
     return render(request, "reviewer/preferences.html", {"form": form, "prefs": current})
 

@@ -95,3 +95,21 @@ def test_no_original_is_loaded_before_reveal_whatever_the_preference(
     assert size == [640, 420]  # now the original, from our copy
     if blur:
         page.screenshot(path=str(out / "media-revealed.png"))
+
+
+def test_harmful_text_is_blurred_until_the_reviewer_reveals_it(page, alice, platform, spam_policy):  # noqa: F811
+    from tests.builders import flag
+
+    case = flag(
+        platform,
+        content="a text from the moderation eval set",
+        metadata={"dataset": "openai-moderation"},
+    )
+    log_in(page, "alice")
+    page.goto(f"/cases/{case.id}/")
+    text = page.locator("#content-text .content-text")
+    assert "blur" in text.evaluate("el => getComputedStyle(el).filter")
+    page.get_by_role("link", name="Reveal text").click()
+    page.locator("#content-text.is-revealed").wait_for()
+    assert text.evaluate("el => getComputedStyle(el).filter") == "none"
+    assert page.url.endswith(f"/cases/{case.id}/")  # revealed in place, no reload

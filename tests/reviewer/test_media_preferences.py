@@ -106,3 +106,44 @@ def test_a_video_poster_follows_the_preference_too(
     set_media_prefs(alice, blur=False, grayscale=False)
     colour = preview_of(client, case).convert("RGB").getpixel((5, 5))
     assert abs(colour[0] - colour[2]) > 60  # the first colour bar, in colour and sharp
+
+
+# --- harmful text, blurred until revealed -------------------------------------------------------
+
+
+def test_moderation_dataset_text_is_blurred_until_revealed_by_default(
+    client, alice, platform, spam_policy
+):
+    from tests.builders import flag
+
+    harmful = flag(
+        platform,
+        content="a text from the moderation eval set",
+        metadata={"dataset": "openai-moderation", "labels": {"V": 1}},
+    )
+    plain = flag(platform, content="Lovely weather in the park today")
+    client.force_login(alice)
+    page = client.get(reverse("case_detail", args=[harmful.id])).content.decode()
+    assert 'class="sensitive-text" id="content-text"' in page
+    assert "a text from the moderation eval set" in page  # blurred by the stylesheet, still there
+    revealed = client.get(reverse("case_detail", args=[harmful.id]), {"reveal": "1"})
+    assert 'class="sensitive-text is-revealed"' in revealed.content.decode()
+    assert (
+        "data-sensitive-text"
+        not in client.get(reverse("case_detail", args=[plain.id])).content.decode()
+    )
+
+    set_media_prefs(alice, blur=True, grayscale=True, blur_text=False)
+    page = client.get(reverse("case_detail", args=[harmful.id])).content.decode()
+    assert "data-sensitive-text" not in page
+
+
+def test_text_the_fast_tier_scores_offensive_is_blurred(client, alice, platform, spam_policy):
+    from appeals.triage import services as triage
+    from tests.builders import flag
+
+    case = flag(platform, content="You are a fucking idiot and everyone hates your stupid face")
+    triage.triage_item(case.item_id)
+    client.force_login(alice)
+    page = client.get(reverse("case_detail", args=[case.id])).content.decode()
+    assert "data-sensitive-text" in page
