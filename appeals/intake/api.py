@@ -297,6 +297,11 @@ def _upload_guard(view):
 
     @functools.wraps(view)
     def guarded(request, *args, **kwargs):
+        if request.method == "POST":  # who is asking comes first, as on every other endpoint
+            try:
+                BearerToken()(request)
+            except ApiProblem as problem:
+                return _error_response(request, problem.status, problem.problems, problem.headers)
         limit = BODY_MAX_BYTES + uploads.upload_limit()
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -241,3 +241,9 @@ def test_an_upload_over_real_http(live_server, token, spam_policy, media_storage
         )
         assert inline.status_code == 201, inline.text
     assert MediaAsset.objects.filter(status="stored").count() == 2
+
+
+def test_an_upload_without_a_token_is_refused_before_anything_is_read(spam_policy):
+    response = Client().post("/api/v1/items/upload", json.dumps(ITEM), content_type="text/plain")
+    assert response.status_code == 401
+    assert "Authorization" in problems(response)
