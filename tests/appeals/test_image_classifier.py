@@ -133,3 +133,58 @@ def test_only_nudenet_runs_by_default(platform, spam_policy, media_storage):
     assert list(Signal.objects.filter(item_id=case.item_id).values_list("kind", flat=True)) == [
         "nudity"
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.integration
+def test_a_real_worker_scores_an_uploaded_video_with_both_classifiers(
+    platform, spam_policy, media_storage, tiny_vit, tmp_path
+):
+    """The worker process imports transformers lazily, loads the configured model, and stores
+    both signals for a video sent as a multipart upload to the API."""
+    import json
+
+    import redis
+    from django.conf import settings
+    from django.db import close_old_connections, connection
+    from django.test import Client
+
+    from appeals.intake import tokens
+    from tests.workers import celery_worker, wait_for
+
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis://") or connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL and Redis: run through `make test` (scripts/test.sh)")
+    redis.Redis.from_url(url).flushdb()
+    token = tokens.create_api_token(platform=platform, name="acme")[1]
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {token}").post(
+        "/api/v1/items/upload",
+        {
+            "item": json.dumps(
+                {"external_id": "v-1", "policy": "spam", "content": "clip", "content_type": "video"}
+            ),
+            "media": SimpleUploadedFile("v.mp4", mp4_bytes(), "video/mp4"),
+        },
+    )
+    assert response.status_code == 201, response.json()
+    item_id = MediaAsset.objects.get().item_id
+
+    def both_scored():
+        close_old_connections()
+        signals = {s.kind: s for s in Signal.objects.filter(item_id=item_id)}
+        return signals if {"nudity", "nsfw"} <= set(signals) else None
+
+    env = {
+        "MEDIA_STORAGE_OPTIONS": json.dumps({"location": str(media_storage)}),
+        "TRIAGE_IMAGE_CLASSIFIERS": "nudenet,transformers",
+        "TRIAGE_IMAGE_MODEL": tiny_vit,
+    }
+    with celery_worker(broker_url=url, queues="default", env=env, log_path=tmp_path / "w.log"):
+        # The task was sent at intake, before this worker (and its settings) existed.
+        signals = wait_for(both_scored, timeout=180, what="both image signals")
+    redis.Redis.from_url(url).flushdb()
+    assert signals["nsfw"].model_version.startswith("local-")
+    assert len(signals["nsfw"].details["frames"]) == 4
+    assert signals["nudity"].model_name == "nudenet"
