@@ -8,8 +8,9 @@ platform, so it is treated like any other untrusted input and bounded before any
 - duration: only the first `max_seconds` (default 600 s) are sampled; a longer video is still
   stored and shown, its later part is simply not scored;
 - size: a frame over `max_pixels` (the same limit as images) is refused;
-- work: at most `max_decoded` frames are decoded in all (seeking lands on key frames, and a
-  video with few of them would otherwise make us decode everything between).
+- work: each sample seeks to the key frame before it and decodes forward; at most
+  `max_decoded` frames are decoded in all (default 240), so a video with few key frames cannot
+  make us decode everything between them.
 
 Framework-free: limits come in as a `VideoLimits`, frames go out as Pillow images.
 """
@@ -31,7 +32,7 @@ class VideoLimits:
     max_frames: int = 4
     max_seconds: float = 600.0
     max_pixels: int = 40_000_000
-    max_decoded: int = 600
+    max_decoded: int = 240
 
 
 @dataclass(frozen=True)
@@ -82,26 +83,29 @@ def sample_frames(data: bytes, limits: VideoLimits | None = None) -> list[Frame]
 
 
 def _decode_at(container, stream, targets: list[float], limits: VideoLimits) -> list[Frame]:
-    """Decode forward once, keeping the first frame at or after each target time. One pass
-    (rather than a seek per target) keeps the work bounded by `max_decoded` whatever the
-    key-frame spacing is."""
+    """For each target time: seek to the key frame before it, then decode forward to the first
+    frame at or after it. Decoding is capped at `max_decoded` frames in all, shared between the
+    targets, so a video with few key frames cannot make us decode it whole; a target whose share
+    runs out takes the last frame decoded before it."""
+    import av
+
     stream.thread_type = "AUTO"
+    budget = max(1, limits.max_decoded // max(1, len(targets)))
     frames: list[Frame] = []
-    pending = list(targets)
-    decoded = 0
-    last = None
-    for frame in container.decode(stream):
-        decoded += 1
-        seconds = float(frame.time) if frame.time is not None else 0.0
-        last = (seconds, frame)
-        while pending and seconds >= pending[0]:
-            pending.pop(0)
-            if not frames or frames[-1].seconds != seconds:
-                frames.append(Frame(seconds, frame.to_image()))
-        if not pending or decoded >= limits.max_decoded or seconds > limits.max_seconds:
-            break
-    if not frames and last is not None:  # shorter than its first target: take what there was
-        frames.append(Frame(last[0], last[1].to_image()))
+    for target in targets:
+        if stream.time_base and target > 0:
+            try:
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            except av.FFmpegError:
+                container.seek(0)
+        picked = None
+        for decoded, frame in enumerate(container.decode(stream), start=1):
+            seconds = float(frame.time) if frame.time is not None else 0.0
+            picked = (seconds, frame)
+            if seconds >= target or decoded >= budget:
+                break
+        if picked is not None and (not frames or frames[-1].seconds < picked[0]):
+            frames.append(Frame(picked[0], picked[1].to_image()))
     if not frames:
         raise VideoUnreadable("the video has no frame that decodes")
     return frames
