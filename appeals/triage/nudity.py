@@ -86,8 +86,12 @@ class NudityRunner:
         class_ids = class_scores[keep].argmax(axis=1)
         w, h = rows[:, 2], rows[:, 3]
         x, y = rows[:, 0] - w / 2, rows[:, 1] - h / 2
-        sx, sy = (width + pad_x) / self.size, (height + pad_y) / self.size
-        x, y, w, h = x * sx, y * sy, w * sx, h * sy
+        # In NudeNet's order of operations (float32 times int, then divided), so every box
+        # rounds exactly as NudeNet's does.
+        x = x * (width + pad_x) / self.size
+        y = y * (height + pad_y) / self.size
+        w = w * (width + pad_x) / self.size
+        h = h * (height + pad_y) / self.size
         x = np.clip(x, 0, width)
         y = np.clip(y, 0, height)
         w = np.minimum(w, width - x)

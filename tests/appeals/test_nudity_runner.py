@@ -9,7 +9,7 @@ import io
 import nudenet.nudenet as upstream
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -47,7 +47,8 @@ def test_the_input_blob_is_nudenets(runner, size, fmt, mode):
     assert (pad_x, pad_y, width, height) == (theirs[3], theirs[4], theirs[5], theirs[6])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
+@example(seed=817, width=709, height=1770)  # once differed: scale factors rounded in another order
 @given(
     seed=st.integers(0, 10_000),
     width=st.integers(50, 2000),
