@@ -199,6 +199,10 @@ def load_demo(
         )
         created += sum(1 for o in outcomes if o.status == 201)
     appeals = _demo_appeals(platform)
+    # Image and video cases, drawn here and stored as a platform's upload would be.
+    from .demo_media import load_demo_media
+
+    created += load_demo_media(platform)
     password, users_created, users_kept = ensure_demo_users(password)
     return DemoSummary(
         len(versions), created, appeals, password, tuple(users_created), tuple(users_kept)

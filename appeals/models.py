@@ -718,6 +718,7 @@ class SignalKind(models.TextChoices):
     OFFENSIVE = "offensive", "Offensive language"
     LANGUAGE = "language", "Language"
     NUDITY = "nudity", "Nudity"
+    NSFW = "nsfw", "NSFW image"  # a transformers image classifier (TRIAGE_IMAGE_MODEL)
 
 
 class Signal(models.Model):

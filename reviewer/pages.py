@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import callbacks, console_pages, exports, search, views
+from . import callbacks, console_pages, exports, preferences, search, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -16,10 +16,10 @@ urlpatterns = [
     path("cases/<int:case_id>/", views.case_detail, name="case_detail"),
     path(
         "cases/<int:case_id>/media/preview/",
-        views.case_media,
-        {"variant": "preview"},
+        preferences.case_media_preview,
         name="case_media_preview",
     ),
+    path("preferences/", preferences.preferences_page, name="preferences"),
     path(
         "cases/<int:case_id>/media/original/",
         views.case_media,

@@ -335,6 +335,26 @@ try:
     _FetchPolicy.parse_allow(MEDIA_FETCH_ALLOW)
 except ValueError as _error:
     raise ImproperlyConfigured(f"MEDIA_FETCH_ALLOW: {_error}") from None
+# Media sent with the item itself (base64 in JSON, or a multipart upload to /api/v1/items/upload):
+# at most this many bytes of image or video; the type is read from the bytes.
+MEDIA_UPLOAD_MAX_BYTES = env_int("MEDIA_UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Videos (appeals/media/video.py): frames sampled for the poster and the image classifiers, from
+# at most the first MEDIA_VIDEO_MAX_SECONDS seconds.
+MEDIA_VIDEO_FRAMES = env_int("MEDIA_VIDEO_FRAMES", 4, minimum=1)
+MEDIA_VIDEO_MAX_SECONDS = env_int("MEDIA_VIDEO_MAX_SECONDS", 600, minimum=1)
+# Image classifiers of the fast tier (appeals/triage/classifiers.py): "nudenet" (offline, ships
+# in its wheel) and/or "transformers" (an image-classification model through transformers'
+# pipeline: TRIAGE_IMAGE_MODEL, a hub id or a local folder, at TRIAGE_IMAGE_MODEL_REVISION).
+TRIAGE_IMAGE_CLASSIFIERS = env_list("TRIAGE_IMAGE_CLASSIFIERS", "nudenet")
+if set(TRIAGE_IMAGE_CLASSIFIERS) - {"nudenet", "transformers"}:
+    raise ImproperlyConfigured(
+        "TRIAGE_IMAGE_CLASSIFIERS may list only nudenet and transformers, not "
+        f"{', '.join(sorted(set(TRIAGE_IMAGE_CLASSIFIERS) - {'nudenet', 'transformers'}))}"
+    )
+TRIAGE_IMAGE_MODEL = env_str("TRIAGE_IMAGE_MODEL", "Falconsai/nsfw_image_detection")
+TRIAGE_IMAGE_MODEL_REVISION = env_str("TRIAGE_IMAGE_MODEL_REVISION", "main")
+# The model's labels that count as unsafe: the signal's score is their summed probability.
+TRIAGE_IMAGE_UNSAFE_LABELS = env_list("TRIAGE_IMAGE_UNSAFE_LABELS", "nsfw")
 
 
 # --- Audit checkpoints (signed heads of the audit chain, kept outside the database) ---------

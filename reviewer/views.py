@@ -65,6 +65,7 @@ from . import fast_tier_filters, quality
 from .callbacks import undelivered_callbacks
 from .fast_tier_filters import FastTierFilterForm
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
+from .preferences import media_prefs
 from .second_opinions import agreement_by_model, second_opinion_panel
 from .unrenderable import set_aside_unrenderable_case
 
@@ -522,6 +523,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         if case.item.content_type in MEDIA_TYPES
         else None,
         "is_media": case.item.content_type in MEDIA_TYPES,
+        "media_prefs": media_prefs(user),
         "reveal": reveal,
         "author_history": _history(case, "author_id", case.item.author_id),
         "reporter_history": _history(case, "reporter_id", case.item.reporter_id),

@@ -26,6 +26,7 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "logout": ("POST", (302, 302, 302, 302, 302, 302)),
     "dashboard": ("GET", (LOGIN, 200, 200, 200, 200, 200)),
     "search": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
+    "preferences": ("GET", (LOGIN, 200, 200, 200, 200, 200)),  # one's own display preferences
     "queue_list:flags": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
     "queue_list:appeals": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
     "queue_list:escalations": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
@@ -80,6 +81,7 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "api:post_item": ("POST", (401, 401, 401, 401, 401, 401)),
     "api:post_items_bulk": ("POST", (401, 401, 401, 401, 401, 401)),
     "api:post_appeal": ("POST", (401, 401, 401, 401, 401, 401)),
+    "api:post_item_upload": ("POST", (401, 401, 401, 401, 401, 401)),
     "api:get_case": ("GET", (401, 401, 401, 401, 401, 401)),
     "api:openapi-json": ("GET", (200, 200, 200, 200, 200, 200)),
     "api:openapi-view": ("GET", (200, 200, 200, 200, 200, 200)),
@@ -89,6 +91,7 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
 NOT_ENDPOINTS = {
     "api:items_other_methods",
     "api:items_bulk_other_methods",
+    "api:items_upload_other_methods",
     "api:appeals_other_methods",
     "api:case_other_methods",
     "api:unknown_path",

@@ -10,6 +10,7 @@ with the same pydantic models.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -18,7 +19,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
 from django.urls import reverse
-from ninja import NinjaAPI, Status
+from ninja import File, Form, NinjaAPI, Status, UploadedFile
+from ninja.decorators import decorate_view
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
@@ -26,7 +28,7 @@ from pydantic import Field
 
 from appeals.models import ApiToken, Case
 
-from . import bulk, tokens
+from . import bulk, tokens, uploads
 from . import services as intake
 from .answers import (
     BulkOut,
@@ -71,7 +73,7 @@ class BulkItemsIn(Strict):
     items: list[ItemIn] = Field(min_length=1, max_length=settings.BULK_INTAKE_MAX_ITEMS)
 
 
-BODY_MODELS = (ItemIn, AppealIn, BulkItemsIn)
+BODY_MODELS = (uploads.ItemWithMediaIn, AppealIn, BulkItemsIn)
 
 
 def _documented_body(model: type[Strict]) -> dict:
@@ -158,7 +160,7 @@ def _on_ninja_validation_error(request, exc: NinjaValidationError):
     problems = []
     for error in exc.errors:
         loc = [str(part) for part in error.get("loc", ())]
-        if loc and loc[0] in {"path", "query", "body", "header"}:
+        if loc and loc[0] in {"path", "query", "body", "header", "form", "file"}:
             loc = loc[1:]
         problems.append(
             {"field": ".".join(loc) or "(request)", "problem": error.get("msg", "is invalid")}
@@ -257,17 +259,86 @@ ERRORS = {frozenset({400, 401, 405, 409, 413, 415, 422}): ErrorsOut}
 READ_ERRORS = {frozenset({401, 404, 405, 422}): ErrorsOut}
 
 
+def _media_body_limit() -> int:
+    """A single item's body may also carry its image or video as base64 (a third larger)."""
+    return BODY_MAX_BYTES + uploads.upload_limit() * 4 // 3 + 4
+
+
 @api.post(
     "/items",
     response={200: CaseRef, 201: CaseRef, **ERRORS},
-    openapi_extra=_documented_body(ItemIn),
+    openapi_extra=_documented_body(uploads.ItemWithMediaIn),
     summary="Send a flagged item",
 )
 def post_item(request):
     """Queue a flagged item for review. 201 with the new case; 200 with the existing case when
-    the same `external_id` comes again with the same body; 409 when it comes with another."""
-    payload = parse_payload(ItemIn, _json_body(request))
-    result = intake.receive_item(platform=request.auth.platform, payload=payload)
+    the same `external_id` comes again with the same body; 409 when it comes with another.
+    An image or video may come inline as `media_base64` (see also `/items/upload`)."""
+    body = _json_body(request, max_bytes=_media_body_limit())
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not (isinstance(body, dict) and body.get("media_base64")) and declared.isdigit():
+        if int(declared) > BODY_MAX_BYTES:  # the larger limit is for media only
+            raise ApiProblem(
+                413,
+                "(body)",
+                f"is {int(declared):,} bytes; at most {BODY_MAX_BYTES:,} without media",
+            )
+    upload = uploads.split_payload(parse_payload(uploads.ItemWithMediaIn, body))
+    if upload.media is None:
+        result = intake.receive_item(platform=request.auth.platform, payload=upload.payload)
+    else:
+        result = uploads.receive_item_with_media(platform=request.auth.platform, upload=upload)
+    return Status(201 if result.created else 200, _case_ref(result.case))
+
+
+def _upload_guard(view):
+    """Before ninja reads a multipart body: refuse one that says it is too big, or is not
+    multipart at all, with the API's own error shape."""
+
+    @functools.wraps(view)
+    def guarded(request, *args, **kwargs):
+        if request.method == "POST":  # who is asking comes first, as on every other endpoint
+            try:
+                BearerToken()(request)
+            except ApiProblem as problem:
+                return _error_response(request, problem.status, problem.problems, problem.headers)
+        limit = BODY_MAX_BYTES + uploads.upload_limit()
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if request.method == "POST" and declared > limit:
+            problem = f"is {declared:,} bytes; at most {limit:,} are accepted"
+            return _error_response(request, 413, [{"field": "(body)", "problem": problem}])
+        if request.method == "POST" and request.content_type != "multipart/form-data":
+            given = request.content_type or "none"
+            problem = f"must be multipart/form-data, not {given}"
+            return _error_response(request, 415, [{"field": "Content-Type", "problem": problem}])
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@api.post(
+    "/items/upload",
+    response={200: CaseRef, 201: CaseRef, **ERRORS},
+    summary="Send a flagged item with its image or video as a file",
+)
+@decorate_view(_upload_guard)
+def post_item_upload(request, media: File[UploadedFile], item: Form[str]):
+    """multipart/form-data: `item` is the item as JSON (the same fields as `/items`), `media` the
+    image or video file. What the file is is read from its bytes, not its name or its part's
+    Content-Type. Answers as `/items` does."""
+    try:
+        raw = json.loads(item, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise ApiProblem(422, "item", f"is not valid JSON: {error}") from None
+    payload = parse_payload(ItemIn, raw)
+    data = media.read(uploads.upload_limit() + 1)
+    if len(data) > uploads.upload_limit():
+        raise uploads.too_large("media", media.size or len(data))
+    upload = uploads.with_media(payload, data, field="media")
+    result = uploads.receive_item_with_media(platform=request.auth.platform, upload=upload)
     return Status(201 if result.created else 200, _case_ref(result.case))
 
 
@@ -388,6 +459,13 @@ def items_other_methods(request):
     [m for m in ALL_METHODS if m != "POST"], "/items/bulk", auth=None, include_in_schema=False
 )
 def items_bulk_other_methods(request):
+    _not_allowed(request, "POST")
+
+
+@api.api_operation(
+    [m for m in ALL_METHODS if m != "POST"], "/items/upload", auth=None, include_in_schema=False
+)
+def items_upload_other_methods(request):
     _not_allowed(request, "POST")
 
 

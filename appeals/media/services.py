@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from appeals.models import Case, Item, MediaAsset
 
-from . import fetch, previews
+from . import fetch, previews, video
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,75 @@ def _get_media(asset: MediaAsset) -> fetch.FetchedMedia:
     return fetch.fetch_media(asset.source_url, policy)
 
 
+def video_limits() -> video.VideoLimits:
+    return video.VideoLimits(
+        max_frames=settings.MEDIA_VIDEO_FRAMES,
+        max_seconds=settings.MEDIA_VIDEO_MAX_SECONDS,
+        max_pixels=settings.MEDIA_MAX_PIXELS,
+    )
+
+
+def make_preview(media: fetch.FetchedMedia, *, host: str = "") -> tuple[bytes, str]:
+    """The preview stored beside the original, and its file name: the blurred image, or for a
+    video a blurred frame labelled as a video (a plain poster if no frame decodes)."""
+    grayscale = settings.MEDIA_PREVIEW_GRAYSCALE
+    if media.kind == "image":
+        return previews.blurred_preview(media.content, grayscale=grayscale), "preview.jpg"
+    try:
+        frame = video.sample_frames(media.content, video_limits())[0]
+    except video.VideoUnreadable as error:
+        log.warning("no frame of a stored video decodes (%s): plain poster", error)
+        return previews.video_poster(host=host), "poster.png"
+    poster = previews.preview_image(frame.image, grayscale=grayscale, label=previews.VIDEO_LABEL)
+    return poster, "poster.jpg"
+
+
+def _save_files(item_id: int, media: fetch.FetchedMedia, preview: bytes, preview_name: str):
+    """Write the original and its preview to the media storage; returns (sha256, names)."""
+    digest = hashlib.sha256(media.content).hexdigest()
+    folder = f"items/{item_id}/{digest[:16]}"
+    storage = media_storage()
+    original_name = storage.save(
+        f"{folder}/original.{EXTENSIONS[media.mime]}", ContentFile(media.content)
+    )
+    preview_name = storage.save(f"{folder}/{preview_name}", ContentFile(preview))
+    return digest, original_name, preview_name
+
+
+def _stored_fields(media: fetch.FetchedMedia, digest: str, original: str, preview: str) -> dict:
+    return {
+        "status": MediaAsset.Status.STORED,
+        "kind": media.kind,
+        "mime": media.mime,
+        "size": len(media.content),
+        "sha256": digest,
+        "width": media.width,
+        "height": media.height,
+        "original": original,
+        "preview": preview,
+        "failure_reason": "",
+        "failure": "",
+        "stored_at": timezone.now(),
+    }
+
+
+def store_uploaded_media(item: Item, media: fetch.FetchedMedia, *, source: str) -> MediaAsset:
+    """Store media the platform sent with the item itself (base64 in JSON, a multipart upload,
+    or the demo's own pictures): the bytes were checked by `fetch.sniff` already. Same storage,
+    same preview as fetched media; the asset is stored at once, in the caller's transaction, so
+    the fast tier finds it when it runs after commit. `source` says how it came ("upload")."""
+    preview, preview_name = make_preview(media)
+    digest, original_name, preview_name = _save_files(item.id, media, preview, preview_name)
+    asset = MediaAsset(
+        item=item,
+        source_url=source,
+        source_host="",
+        **_stored_fields(media, digest, original_name, preview_name),
+    )
+    asset.save()
+    return asset
+
+
 def fetch_item_media(asset_id: int) -> MediaAsset:
     """Fetch (or decode) the asset's media, check it, store it and its preview. Safe to run
     twice: a stored asset is returned as it is; a failed one is tried again."""
@@ -154,47 +223,22 @@ def fetch_item_media(asset_id: int) -> MediaAsset:
     MediaAsset.objects.filter(id=asset.id).update(attempts=asset.attempts + 1)
     try:
         media = _get_media(asset)
-        if media.kind == "image":
-            preview = previews.blurred_preview(
-                media.content, grayscale=settings.MEDIA_PREVIEW_GRAYSCALE
-            )
-            preview_name = "preview.jpg"
-        else:
-            preview = previews.video_poster(host=asset.source_host)
-            preview_name = "poster.png"
+        preview, preview_name = make_preview(media, host=asset.source_host)
     except fetch.MediaRefused as refused:
         return _record_failure(asset, refused.reason, refused.message)
     except Exception as error:  # e.g. an image that passed verify() but fails to decode
         log.exception("media of item %s could not be stored", asset.item_id)
         return _record_failure(asset, "error", f"could not be processed ({type(error).__name__})")
 
-    digest = hashlib.sha256(media.content).hexdigest()
-    folder = f"items/{asset.item_id}/{digest[:16]}"
-    storage = media_storage()
-    original_name = storage.save(
-        f"{folder}/original.{EXTENSIONS[media.mime]}", ContentFile(media.content)
-    )
-    preview_name = storage.save(f"{folder}/{preview_name}", ContentFile(preview))
+    digest, original_name, preview_name = _save_files(asset.item_id, media, preview, preview_name)
     with transaction.atomic():
         updated = (
             MediaAsset.objects.filter(id=asset.id)
             .exclude(status=MediaAsset.Status.STORED)
-            .update(
-                status=MediaAsset.Status.STORED,
-                kind=media.kind,
-                mime=media.mime,
-                size=len(media.content),
-                sha256=digest,
-                width=media.width,
-                height=media.height,
-                original=original_name,
-                preview=preview_name,
-                failure_reason="",
-                failure="",
-                stored_at=timezone.now(),
-            )
+            .update(**_stored_fields(media, digest, original_name, preview_name))
         )
     if not updated:  # another run stored it first: drop our copies
+        storage = media_storage()
         storage.delete(original_name)
         storage.delete(preview_name)
     asset.refresh_from_db()

@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
-from appeals.media.services import open_stored
 from appeals.models import (
     AuditEvent,
     Case,
@@ -35,12 +34,12 @@ from appeals.models import (
     SignalKind,
 )
 
-from . import classifiers
+from . import classifiers, media_scoring
 
 log = logging.getLogger(__name__)
 
 # Kinds whose score counts for priority rules and the deep-check threshold.
-SCORED_KINDS = (SignalKind.OFFENSIVE, SignalKind.NUDITY)
+SCORED_KINDS = (SignalKind.OFFENSIVE, SignalKind.NUDITY, SignalKind.NSFW)
 BATCH_SIZE = 200  # items per task
 
 
@@ -100,8 +99,8 @@ class Scored:
 def _expected_kinds(item: Item) -> set[str]:
     if item.content_type == ContentType.TEXT:
         return {SignalKind.OFFENSIVE, SignalKind.LANGUAGE}
-    if item.content_type == ContentType.IMAGE:
-        return {SignalKind.NUDITY}
+    if item.content_type in (ContentType.IMAGE, ContentType.VIDEO):
+        return media_scoring.image_kinds()
     return set()
 
 
@@ -127,24 +126,11 @@ def _score_image(item: Item) -> list[Scored]:
         return []  # nothing of ours to look at; the media panel says why
     if asset.status != MediaAsset.Status.STORED:
         raise MediaNotStoredYet(f"media asset {asset.id} is {asset.status}")
-    if asset.kind != MediaAsset.Kind.IMAGE:
-        return []
-    # Our stored copy, through the storage API (any backend), never the platform's address.
-    with open_stored(asset.original) as stored:
-        result = classifiers.detect_nudity(stored.read())
+    # Our stored copy, through the storage API (any backend), never the platform's address;
+    # a video is scored on a few sampled frames (media_scoring).
     return [
-        Scored(
-            SignalKind.NUDITY,
-            classifiers.nudity_model(),
-            result.score,
-            result.label,
-            {
-                "detections": [
-                    {"label": d.label, "score": d.score, "box": list(d.box)}
-                    for d in result.detections
-                ]
-            },
-        )
+        Scored(s.kind, s.model, s.score, s.label, s.details)
+        for s in media_scoring.score_stored_media(asset)
     ]
 
 
@@ -154,7 +140,7 @@ def score_items(items: list[Item]) -> tuple[dict[int, list[Scored]], list[int]]:
     scored = _score_texts([item for item in items if item.content_type == ContentType.TEXT])
     waiting = []
     for item in items:
-        if item.content_type == ContentType.IMAGE:
+        if item.content_type in (ContentType.IMAGE, ContentType.VIDEO):
             try:
                 scored[item.id] = _score_image(item)
             except MediaNotStoredYet:
@@ -318,6 +304,7 @@ class FastTierPanel:
     offensive: Signal | None
     language: Signal | None
     nudity: Signal | None
+    nsfw: Signal | None  # the transformers image classifier, where configured
     pending: bool  # the item should have signals and has none yet
     no_deep_check_reason: str  # why this case has no safeguard draft; "" if it has or will
 
@@ -364,6 +351,7 @@ def fast_tier_panel(case: Case, *, has_draft: bool | None = None) -> FastTierPan
         offensive=by_kind.get(SignalKind.OFFENSIVE),
         language=by_kind.get(SignalKind.LANGUAGE),
         nudity=by_kind.get(SignalKind.NUDITY),
+        nsfw=by_kind.get(SignalKind.NSFW),
         pending=bool(_expected_kinds(case.item)) and not signals,
         no_deep_check_reason=no_deep_check_reason(case, signals, has_draft=has_draft),
     )

@@ -92,7 +92,7 @@ def test_openapi_document_is_open_json_listing_the_three_posts_with_their_bodies
     schema = json.loads(response.content)
     components = schema["components"]["schemas"]
     for path, model in [
-        ("/api/v1/items", "ItemIn"),
+        ("/api/v1/items", "ItemWithMediaIn"),  # ItemIn and media_base64
         ("/api/v1/items/bulk", "BulkItemsIn"),
         ("/api/v1/appeals", "AppealIn"),
     ]:

@@ -356,7 +356,7 @@ def test_the_browser_never_asks_the_platform_for_media(
     page.goto(f"/cases/{case.id}/")
     _image_loaded(page)
     before = list(requests)
-    assert any(url.endswith(preview_path) for url in before)
+    assert any(url.endswith(f"{preview_path}?v=bg") for url in before)  # the variant asked for
     assert not any(url.endswith(original_path) for url in before)
     assert platform_media.origin not in page.content()
     assert "/u/7/" not in page.content()

@@ -43,7 +43,7 @@ def test_the_case_page_shows_the_server_made_preview_until_reveal(
     original = reverse("case_media_original", args=[case.id])
 
     page = page_of(client, case)
-    assert f'src="{preview}"' in page and original not in page
+    assert f'src="{preview}?v=bg"' in page and original not in page  # the variant in the URL
     assert platform_media.origin not in page and "/secret/" not in page
     assert "From 127.0.0.1" in page  # the host, as text, at most
 

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 # Ceilings, with a little headroom over today's counts (session, user, permissions included).
 DASHBOARD_MAX = 10  # 3 capped per-queue figures (alice works one queue) + session, user, cards
 QUEUE_MAX = 7
-CASE_MAX = 15  # 12, the fast tier's signals (appeals/triage/), second opinions: settings, rows
+# 12, the fast tier's signals (appeals/triage/), second opinions (settings, rows), the reviewer's
+# display preferences
+CASE_MAX = 16
 
 
 def _queries(client, url) -> int:

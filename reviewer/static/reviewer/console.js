@@ -109,6 +109,11 @@
   });
 
   document.addEventListener("click", function (event) {
+    var revealText = event.target.closest("[data-reveal-text]");
+    if (revealText) {  // without JavaScript the link reloads the page with ?reveal=1
+      var box = revealText.closest("[data-sensitive-text]");
+      if (box) { box.classList.add("is-revealed"); event.preventDefault(); return; }
+    }
     var help = event.target.closest("[data-shortcut-help]");
     if (help) { toggleHelp(); return; }
     var close = event.target.closest("[data-close-panel]");
