@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('appeals', '0017_alter_auditevent_kind'),
+        ('appeals', '0019_second_opinions'),
     ]
 
     operations = [

@@ -307,6 +307,7 @@ class FastTierPanel:
     nsfw: Signal | None  # the transformers image classifier, where configured
     pending: bool  # the item should have signals and has none yet
     no_deep_check_reason: str  # why this case has no safeguard draft; "" if it has or will
+    unscored_reason: str = ""  # the fast tier ran and had nothing to score: why, in words
 
 
 def _highest(signals: list[Signal]) -> Signal | None:
@@ -343,15 +344,39 @@ def no_deep_check_reason(
     )
 
 
+def _unscored_reason(item: Item) -> str:
+    """Why the fast tier, having run, stored no signal for this image or video."""
+    what = item.get_content_type_display().lower()
+    asset = MediaAsset.objects.filter(item_id=item.id).first()
+    if asset is None:
+        return f"No {what} of this item was stored, so no fast-tier model looked at it."
+    if asset.status == MediaAsset.Status.FAILED:
+        reason = asset.failure or asset.failure_reason or "the fetch failed"
+        return f"The {what} could not be stored ({reason}), so no fast-tier model looked at it."
+    if item.content_type == ContentType.VIDEO:
+        return "No frame of this video could be decoded, so no fast-tier model scored it."
+    return f"The fast tier could not score this {what}."
+
+
 def fast_tier_panel(case: Case, *, has_draft: bool | None = None) -> FastTierPanel:
     signals = list(Signal.objects.filter(item_id=case.item_id).order_by("kind"))
     by_kind = {s.kind: s for s in signals}
+    waiting = bool(_expected_kinds(case.item)) and not signals
+    unscored = ""
+    if (
+        waiting
+        and AuditEvent.objects.filter(case_id=case.id, kind=AuditEvent.Kind.TRIAGED).exists()
+    ):
+        # Triaged with nothing to score (media that could not be stored, a video with no
+        # decodable frame): say so rather than wait for signals that will never come.
+        waiting, unscored = False, _unscored_reason(case.item)
     return FastTierPanel(
         signals=signals,
         offensive=by_kind.get(SignalKind.OFFENSIVE),
         language=by_kind.get(SignalKind.LANGUAGE),
         nudity=by_kind.get(SignalKind.NUDITY),
         nsfw=by_kind.get(SignalKind.NSFW),
-        pending=bool(_expected_kinds(case.item)) and not signals,
+        pending=waiting,
         no_deep_check_reason=no_deep_check_reason(case, signals, has_draft=has_draft),
+        unscored_reason=unscored,
     )

@@ -250,3 +250,19 @@ def test_content_the_fast_tier_cannot_score_still_gets_the_deep_check(platform, 
     assert Recommendation.objects.filter(case=video).count() == 1
     event = AuditEvent.objects.get(case=video, kind=AuditEvent.Kind.TRIAGED)
     assert event.data["deep_check"] == "requested_unscored"
+
+
+def test_media_that_could_not_be_stored_is_said_so_on_the_panel_not_scored_forever(
+    platform, spam_policy, media_storage
+):
+    case = flag(platform, content="data:image/png;base64,bm90IGFuIGltYWdl", content_type="image")
+    asset = MediaAsset.objects.get(item_id=case.item_id)
+    assert triage.fast_tier_panel(case).pending  # still being fetched
+    assert media.fetch_item_media(asset.id).status == "failed"  # the bytes are not an image
+    assert triage.fast_tier_panel(case).pending  # not triaged yet
+
+    triage.triage_item(case.item_id)
+    panel = triage.fast_tier_panel(case)
+    assert not panel.pending and not panel.signals
+    assert panel.unscored_reason.startswith("The image could not be stored (")
+    assert "no fast-tier model looked at it" in panel.unscored_reason
