@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from appeals.audit import record_events
 from appeals.drafts import services as drafting
+from appeals.groups.services import queue_grouping
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform
 from appeals.triage.services import cases_drafted_at_intake, queue_triage
@@ -197,5 +198,6 @@ def _create_flags_together(
         drafting.queue_drafts(cases_drafted_at_intake([case for _, _, case in built]))
         queue_media_fetch([case for _, _, case in built])
         queue_triage([case for _, _, case in built])
+        queue_grouping([case for _, _, case in built])
         record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}

@@ -25,6 +25,7 @@ from appeals.appeal_rules import (
 )
 from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
+from appeals.groups.services import queue_grouping
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform, Queue, Source
 from appeals.triage.services import cases_drafted_at_intake, queue_triage
@@ -164,6 +165,7 @@ def receive_item(
             drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
             queue_triage([case])
+            queue_grouping([case])
             record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
@@ -265,6 +267,7 @@ def receive_appeal(
             drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
             queue_triage([case])
+            queue_grouping([case])
             events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(
