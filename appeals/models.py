@@ -474,7 +474,7 @@ class Decision(models.Model):
     # The policy's DSA mapping as it stood, cut down to the rules this decision cites.
     dsa_mapping = models.JSONField(default=dict, blank=True)
     # Decided together with the other members of a near-duplicate group (appeals/review/groups.py).
-    group = models.ForeignKey(
+    near_duplicate_group = models.ForeignKey(
         "CaseGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
     )
 

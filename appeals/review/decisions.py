@@ -188,7 +188,7 @@ def decide_case(
             claimed_at=case.claimed_at,
             **levels,
             supersedes=superseded,
-            group=group,
+            near_duplicate_group=group,
             **told,
         )
         case.status = Case.Status.DECIDED

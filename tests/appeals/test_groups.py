@@ -230,7 +230,7 @@ def test_deciding_a_group_writes_one_decision_notice_callback_and_event_per_memb
     assert sorted(d.case_id for d in decisions) == sorted(c.id for c in cases)
     for case in cases:
         decision = Decision.objects.get(case=case)
-        assert decision.group_id == group.id and decision.decided_by == alice
+        assert decision.near_duplicate_group_id == group.id and decision.decided_by == alice
         assert decision.notice  # its own notice, stored with it
         delivery = CallbackDelivery.objects.get(decision=decision)
         from appeals.disclosure.callbacks import payload_for
@@ -267,7 +267,7 @@ def test_a_member_decided_meanwhile_refuses_the_whole_group_naming_it(spam_group
     assert f"case {cases[1].id}" in message and "already decided" in message
     assert "Nothing was decided" in message
     assert Decision.objects.count() == 1  # Bob's alone
-    assert not Decision.objects.filter(group=group).exists()
+    assert not Decision.objects.filter(near_duplicate_group=group).exists()
     assert CallbackDelivery.objects.count() == 1
     assert not AuditEvent.objects.filter(kind=Kind.DECIDED, case=cases[0]).exists()
 
@@ -362,7 +362,7 @@ def test_a_removed_member_is_audited_left_out_and_decided_on_its_own_later(spam_
     )
     assert Case.objects.get(id=cases[2].id).status == "open"
     alone = decide(alice, cases[2], "not_violating")
-    assert alone.group_id is None
+    assert alone.near_duplicate_group_id is None
     # And it is never grouped again automatically.
     assert grouped([cases[2], flag(platform=cases[0].platform, content=SPAM)]) == {}
 
