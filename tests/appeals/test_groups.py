@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import random
 
 import pytest
@@ -95,6 +96,22 @@ def test_real_texts_with_small_edits_join_one_group_and_the_others_stay_alone(
     assert FingerprintBand.objects.filter(item_id=copies[0].item_id).count() == len(
         fingerprints.text_band_keys(set("abcde"), 0.85)
     )
+
+
+def test_candidates_come_from_the_band_key_index(platform, spam_policy):
+    from django.db import connection
+
+    # The SQLite run (test_groups_sqlite.py) says which database it meant this to be.
+    assert connection.vendor == os.environ.get("GROUPS_EXPECT_VENDOR", connection.vendor)
+    case = flag(platform, content=SPAM)
+    grouping.fingerprint_item(case.item)
+    keys = list(FingerprintBand.objects.filter(item_id=case.item_id).values_list("key", flat=True))
+    lookup = FingerprintBand.objects.filter(key__in=keys).values("item_id")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: ask what it could use
+        plan = lookup.explain()
+    assert "fingerprint_band_key" in plan, plan
 
 
 def test_similar_texts_from_one_template_are_not_grouped(platform, spam_policy):
@@ -390,3 +407,45 @@ def test_a_newcomer_reopens_a_confirmed_group_for_confirmation(spam_group, alice
     group.refresh_from_db()
     assert group.status == "open" and group.confirmed_by is None
     assert AuditEvent.objects.get(case=newcomer, kind=Kind.GROUPED).data["needs_confirmation_again"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.integration
+def test_a_real_worker_on_the_default_queue_groups_near_duplicates_after_intake(
+    platform, spam_policy, tmp_path
+):
+    import redis
+    from django.conf import settings
+    from django.db import close_old_connections, connection
+
+    from tests.workers import celery_worker, wait_for
+
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis://") or connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL and Redis: run through `make test` (scripts/test.sh)")
+    redis.Redis.from_url(url).flushdb()
+    # Intake enqueues the grouping task on commit; nothing here calls the service.
+    first = flag(platform, content=SPAM)
+    second = flag(platform, content=SPAM.replace("tonight", "today"))
+    alone = flag(platform, content=moderation_texts(1)[0])
+
+    def both_grouped():
+        close_old_connections()
+        found = GroupMember.objects.active().filter(case_id__in=[first.id, second.id])
+        return list(found) if found.count() == 2 else None
+
+    # The quickstart's worker consumes "default,gpu"; grouping needs only "default".
+    with celery_worker(broker_url=url, queues="default", log_path=tmp_path / "w.log"):
+        members = wait_for(both_grouped, timeout=120, what="the near-duplicate group")
+        wait_for(
+            lambda: (
+                close_old_connections()
+                or FingerprintBand.objects.filter(item_id=alone.item_id).exists()
+            ),
+            timeout=60,
+            what="the third case's fingerprint",
+        )
+    redis.Redis.from_url(url).flushdb()
+    assert len({m.group_id for m in members}) == 1
+    assert not GroupMember.objects.filter(case_id=alone.id).exists()
+    assert AuditEvent.objects.filter(kind=Kind.GROUPED, source="worker").count() == 2
