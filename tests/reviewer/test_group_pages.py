@@ -31,9 +31,15 @@ OTHER = (
 def make_group(platform, count=3):
     platform.callback_url, platform.callback_secret = "https://platform.example/hook", "k" * 32
     platform.save()
+    variants = [
+        SPAM.format(ref=8800),
+        SPAM.format(ref=8801).lower(),
+        SPAM.format(ref=8802).replace("tonight.", "TONIGHT!!!"),
+        SPAM.format(ref=8803).replace("$500", "$750"),
+    ]
     cases = [
-        flag(platform, content=SPAM.format(ref=8800 + i), external_id=f"post-{i}")
-        for i in range(count)
+        flag(platform, content=content, external_id=f"post-{i}")
+        for i, content in enumerate(variants[:count])
     ]
     result = grouping.group_near_duplicates([c.id for c in cases])
     return CaseGroup.objects.get(id=result.grouped[cases[0].id]), cases
@@ -161,7 +167,9 @@ def test_a_reviewer_confirms_trims_and_decides_a_group_in_the_browser(
     form.get_by_label("Note").fill("One giveaway scam sent from many accounts")
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.mouse.wheel(0, -5000)  # back to the top: the members and the form in one view
+        # Back to the top of the page and of the side panel: the members and the form in view.
+        page.mouse.wheel(0, -5000)
+        page.locator("aside.case-side").evaluate("panel => { panel.scrollTop = 0; }")
         page.wait_for_timeout(150)
         page.screenshot(path=str(Path(SHOTS) / "group-decision.png"))
     page.get_by_role("button", name="Decide all 3 cases").click()
