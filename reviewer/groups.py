@@ -12,13 +12,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from appeals.drafts.services import latest_ready_recommendation
-from appeals.models import CaseGroup, GroupMember, MediaAsset
+from appeals.models import AuditEvent, Case, CaseGroup, GroupMember, MediaAsset, Recommendation
 from appeals.review import groups
 from appeals.review.decisions import is_blind_first
 from appeals.review.permissions import can_work_queue
 from policies.models import PolicyRule
 
+from . import blind_first
 from .forms import DecisionForm, LeaseForm, ReasonForm
 
 MEDIA_TYPES = ("image", "video")
@@ -59,15 +59,38 @@ def _viewable_group(request, group_id: int) -> CaseGroup:
     return group
 
 
-def _member_rows(group: CaseGroup, *, show_model: bool) -> list[dict]:
-    rows = []
-    if group.status == CaseGroup.Status.DECIDED:
-        cases = list(
-            group.decisions.select_related("case__item", "case__claimed_by").order_by("case_id")
+def _drafts_shown(user, cases, *, blind: bool) -> dict[int, Recommendation]:
+    """Each member's latest ready draft, in one query; none for a blind-first queue, nor for an
+    item on which the user still owes a blind call elsewhere (reviewer/blind_first.py)."""
+    if blind or not cases:
+        return {}
+    queues = [q for q in blind_first.blind_first_queues() if can_work_queue(user, q)]
+    withheld = set()
+    if queues:
+        withheld = set(
+            Case.objects.filter(
+                item_id__in=[c.item_id for c in cases], status=Case.Status.OPEN, queue__in=queues
+            )
+            .exclude(events__kind=AuditEvent.Kind.BLIND_CALL, events__actor=user)
+            .values_list("item_id", flat=True)
         )
-        cases = [decision.case for decision in cases]
+    drafts: dict[int, Recommendation] = {}
+    ready = Recommendation.objects.filter(
+        case_id__in=[c.id for c in cases if c.item_id not in withheld],
+        status=Recommendation.Status.READY,
+    ).order_by("case_id", "-finished_at", "-id")
+    for rec in ready:
+        drafts.setdefault(rec.case_id, rec)  # the latest, as latest_ready_recommendation
+    return drafts
+
+
+def _member_rows(group: CaseGroup, user, *, blind: bool) -> list[dict]:
+    if group.status == CaseGroup.Status.DECIDED:
+        decided = list(group.decisions.select_related("case__item").order_by("case_id"))
+        cases = [decision.case for decision in decided]
+        decisions = {decision.case_id: decision for decision in decided}
     else:
-        cases = list(groups.member_cases(group))
+        cases, decisions = list(groups.member_cases(group)), {}
     similarity = dict(GroupMember.objects.filter(group=group).values_list("case_id", "similarity"))
     assets = {
         a.item_id: a
@@ -75,26 +98,26 @@ def _member_rows(group: CaseGroup, *, show_model: bool) -> list[dict]:
             item_id__in=[c.item_id for c in cases if c.item.content_type in MEDIA_TYPES]
         )
     }
-    for case in cases:
-        rec = latest_ready_recommendation(case) if show_model else None
-        rows.append(
-            {
-                "case": case,
-                "item": case.item,
-                "similarity": similarity.get(case.id),
-                "media": assets.get(case.item_id),
-                "is_media": case.item.content_type in MEDIA_TYPES,
-                "rec": rec,
-            }
-        )
-    return rows
+    drafts = _drafts_shown(user, cases, blind=blind)
+    return [
+        {
+            "case": case,
+            "item": case.item,
+            "similarity": similarity.get(case.id),
+            "media": assets.get(case.item_id),
+            "is_media": case.item.content_type in MEDIA_TYPES,
+            "rec": drafts.get(case.id),
+            "decision": decisions.get(case.id),
+        }
+        for case in cases
+    ]
 
 
 def _context(request, group: CaseGroup, *, errors=(), form=None) -> dict:
     user = request.user
     now = timezone.now()
     blind = is_blind_first(group.queue)
-    rows = _member_rows(group, show_model=not blind)
+    rows = _member_rows(group, user, blind=blind)
     token = groups.group_lease(user, group, now=now) if group.status != "decided" else None
     rules = list(
         PolicyRule.objects.filter(version_id=group.policy_version_id)

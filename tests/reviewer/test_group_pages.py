@@ -127,6 +127,54 @@ def test_a_refused_group_decision_names_the_member_and_decides_nothing(
     assert not Decision.objects.filter(near_duplicate_group=group).exists()
 
 
+@pytest.mark.django_db
+def test_model_drafts_on_the_group_page_keep_blind_first_rules(
+    client, carol, platform, spam_policy
+):
+    from appeals.models import QueueSetting
+    from tests.builders import appeal
+    from tests.reviewer.drafts import ready_draft
+
+    group, cases = make_group(platform)
+    for case in cases:
+        ready_draft(case, rationale=f"RATIONALE-{case.id}")
+    client.force_login(carol)
+    page = client.get(reverse("group_detail", args=[group.id])).content.decode()
+    assert page.count("Model: <strong>violating</strong>") == 3
+    # Carol reviews a blind-first appeals queue with an open appeal on the first member's item:
+    # that member's draft is withheld here too (the same content, the same verdict).
+    QueueSetting.objects.create(queue="appeals", blind_first=True)
+    appeal(platform, item_external_id="post-0", statement="It was a real giveaway, honestly.")
+    page = client.get(reverse("group_detail", args=[group.id])).content.decode()
+    assert page.count("Model: <strong>violating</strong>") == 2
+    # A blind-first group's own queue shows no draft at all.
+    QueueSetting.objects.create(queue="flags", blind_first=True)
+    page = client.get(reverse("group_detail", args=[group.id])).content.decode()
+    assert "Model:" not in page and "Blind-first queue" in page
+
+
+@pytest.mark.django_db
+def test_image_members_show_only_our_blurred_previews(
+    client, alice, platform, spam_policy, media_storage
+):
+    from appeals.media import services as media
+    from appeals.models import MediaAsset
+    from tests.appeals.test_groups import image_case, patterned_png
+
+    first, first_asset = image_case(platform, patterned_png(5))
+    copy, copy_asset = image_case(platform, patterned_png(5, jitter=5))
+    for asset in (first_asset, copy_asset):
+        media.fetch_item_media(asset.id)
+    group_id = grouping.group_near_duplicates([first.id, copy.id]).grouped[first.id]
+    client.force_login(alice)
+    page = client.get(reverse("group_detail", args=[group_id])).content.decode()
+    for case in (first, copy):
+        assert reverse("case_media_preview", args=[case.id]) in page
+        assert reverse("case_media_original", args=[case.id]) not in page
+    assert "data:image" not in page  # never the platform's address either
+    assert MediaAsset.objects.filter(status="stored").count() == 2
+
+
 # --- in the browser ----------------------------------------------------------------------------
 
 browser = console.browser
