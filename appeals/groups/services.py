@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -112,23 +112,44 @@ def _compute(item: Item) -> tuple[str, str, str, list[str]]:
     return "", "", "", []  # video, audio, other: not grouped (see README)
 
 
-def fingerprint_item(item: Item) -> ItemFingerprint:
-    """The item's fingerprint, computed and stored once (its band keys with it)."""
-    existing = ItemFingerprint.objects.filter(item_id=item.id).first()
-    if existing is not None:
-        return existing
-    basis, scheme, hex_hash, keys = _compute(item)
-    try:
+def fingerprint_items(items: Sequence[Item]) -> tuple[dict[int, ItemFingerprint], list[int]]:
+    """The items' fingerprints, computed once and stored with their band keys in one short
+    transaction (a repeat, or another worker's copy, is ignored: the same item hashes the same).
+    Returns the fingerprints by item id, and the ids of items whose image is not stored yet."""
+    items = list(items)
+    found = {
+        printed.item_id: printed
+        for printed in ItemFingerprint.objects.filter(item_id__in=[i.id for i in items])
+    }
+    rows, bands, waiting = [], [], []
+    for item in items:
+        if item.id in found:
+            continue
+        try:
+            basis, scheme, hex_hash, keys = _compute(item)
+        except MediaNotStoredYet:
+            waiting.append(item.id)
+            continue
+        rows.append(ItemFingerprint(item=item, basis=basis, scheme=scheme, image_hash=hex_hash))
+        bands += [FingerprintBand(item=item, key=key) for key in sorted(set(keys))]
+    if rows:
         with transaction.atomic():
-            printed = ItemFingerprint.objects.create(
-                item=item, basis=basis, scheme=scheme, image_hash=hex_hash
-            )
-            FingerprintBand.objects.bulk_create(
-                [FingerprintBand(item=item, key=key) for key in sorted(set(keys))]
-            )
-    except IntegrityError:  # another worker stored it first
-        return ItemFingerprint.objects.get(item_id=item.id)
-    return printed
+            ItemFingerprint.objects.bulk_create(rows, ignore_conflicts=True)
+            FingerprintBand.objects.bulk_create(bands, ignore_conflicts=True)
+        found.update(
+            (printed.item_id, printed)
+            for printed in ItemFingerprint.objects.filter(item_id__in=[r.item_id for r in rows])
+        )
+    return found, waiting
+
+
+def fingerprint_item(item: Item) -> ItemFingerprint:
+    """One item's fingerprint (`fingerprint_items`); raises MediaNotStoredYet while its image is
+    being fetched."""
+    found, waiting = fingerprint_items([item])
+    if waiting:
+        raise MediaNotStoredYet(f"the image of item {item.id} is not stored yet")
+    return found[item.id]
 
 
 # --- grouping ----------------------------------------------------------------------------------
@@ -145,7 +166,7 @@ def _candidates(case: Case, printed: ItemFingerprint) -> list[Case]:
     return list(
         Case.objects.open()
         .filter(
-            item_id__in=list(item_ids),
+            item_id__in=item_ids,  # one query: the band lookup is its subquery
             queue=case.queue,
             kind=case.kind,
             policy_version_id=case.policy_version_id,
@@ -161,10 +182,11 @@ def _similar(case: Case, printed: ItemFingerprint, candidates: list[Case]) -> di
     """The candidates that are near-identical, with their similarity (1.0 is identical)."""
     found: dict[int, float] = {}
     if printed.basis == Basis.TEXT:
-        mine = _text_print(case.item)
-        for other in candidates if mine else ():
-            theirs = _text_print(other.item)
-            score = fingerprints.jaccard(mine.grams, theirs.grams) if theirs else 0.0
+        # The exact Jaccard of the shingles (no MinHash needed to compare two texts in hand).
+        mine = fingerprints.shingles(fingerprints.normalise(case.item.content))
+        for other in candidates:
+            theirs = fingerprints.shingles(fingerprints.normalise(other.item.content))
+            score = fingerprints.jaccard(mine, theirs)
             if score >= _text_threshold():
                 found[other.id] = round(score, 4)
     else:
@@ -264,14 +286,19 @@ def _join(case: Case, similar: dict[int, float], printed: ItemFingerprint) -> di
 def group_near_duplicates(case_ids: Sequence[int]) -> GroupingResult:
     """Fingerprint the cases' items and group each open case with its near-duplicates."""
     result = GroupingResult()
-    cases = Case.objects.open().filter(id__in=case_ids).select_related("item").order_by("id")
+    cases = list(Case.objects.open().filter(id__in=case_ids).select_related("item").order_by("id"))
+    prints, waiting = fingerprint_items({case.item_id: case.item for case in cases}.values())
+    removed = set(
+        GroupMember.objects.filter(
+            case_id__in=[c.id for c in cases], removed_at__isnull=False
+        ).values_list("case_id", flat=True)
+    )
     for case in cases:
-        try:
-            printed = fingerprint_item(case.item)
-        except MediaNotStoredYet:
+        if case.item_id in waiting:
             result.waiting.append(case.id)
             continue
-        if not printed.basis or case.group_memberships.filter(removed_at__isnull=False).exists():
+        printed = prints.get(case.item_id)
+        if printed is None or not printed.basis or case.id in removed:
             continue
         similar = _similar(case, printed, _candidates(case, printed))
         if similar:
