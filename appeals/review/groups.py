@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -79,6 +79,14 @@ def _label(case: Case) -> str:
     return f"case {case.id} ({case.external_id})"
 
 
+def _require_same_queue(group: CaseGroup, case: Case) -> None:
+    if case.queue != group.queue:
+        raise GroupError(
+            f"{_label(case)} moved to the {case.get_queue_display()} queue; remove it from the "
+            "group"
+        )
+
+
 def group_lease(reviewer, group: CaseGroup, *, now=None) -> uuid.UUID | None:
     """The token of the reviewer's live lease over every member, or None."""
     now = now or timezone.now()
@@ -110,6 +118,7 @@ def claim_group(*, reviewer, group_id: int, source: AuditEvent.Source = CONSOLE)
         for case in members:
             if case.status != Case.Status.OPEN:
                 raise GroupError(f"{_label(case)} is already decided; remove it from the group")
+            _require_same_queue(group, case)
             if case.lease_is_live(now=now) and case.claimed_by_id != reviewer.id:
                 raise GroupError(
                     f"{_label(case)} is being reviewed by {case.claimed_by.get_username()}; "
@@ -265,6 +274,7 @@ def decide_group(
         decisions = []
         for case in members:
             try:
+                _require_same_queue(group, case)
                 decisions.append(
                     decide_case(
                         reviewer=reviewer,
@@ -278,10 +288,11 @@ def decide_group(
                         group=group,
                     )
                 )
-            except ValidationError as error:
+            except (ValidationError, PermissionDenied) as error:
+                reason = " ".join(getattr(error, "messages", None) or [str(error)])
                 raise GroupError(
                     f"{_label(case)} cannot be decided with group {group.id}: "
-                    f"{' '.join(error.messages).rstrip('.')}. Nothing was decided; remove it from the group "
+                    f"{reason.rstrip('.')}. Nothing was decided; remove it from the group "
                     "or resolve it, then decide the group again."
                 ) from None
         group.status = CaseGroup.Status.DECIDED

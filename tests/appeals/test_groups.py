@@ -449,3 +449,19 @@ def test_a_real_worker_on_the_default_queue_groups_near_duplicates_after_intake(
     assert len({m.group_id for m in members}) == 1
     assert not GroupMember.objects.filter(case_id=alone.id).exists()
     assert AuditEvent.objects.filter(kind=Kind.GROUPED, source="worker").count() == 2
+
+
+def test_a_member_escalated_on_its_own_refuses_the_group_claim_naming_it(spam_group, alice, carol):
+    from appeals.review.queueing import escalate_case
+
+    group, cases = spam_group
+    held = claim_case(reviewer=alice, case_id=cases[0].id)
+    escalate_case(
+        reviewer=alice, case_id=held.id, lease_token=held.lease_token, reason="threatens staff"
+    )
+    with pytest.raises(ValidationError, match=f"case {cases[0].id}.*moved to the Escalations"):
+        groups.claim_group(reviewer=carol, group_id=group.id)
+    groups.remove_member(
+        reviewer=carol, group_id=group.id, case_id=cases[0].id, reason="escalated on its own"
+    )
+    assert groups.claim_group(reviewer=carol, group_id=group.id)
