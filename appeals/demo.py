@@ -149,7 +149,11 @@ def _near_duplicate_spam(root: Path) -> list[ItemIn]:
     """One referral scam from the spam golden set, sent by four accounts with the small changes
     copies pick up on the way (case, spacing, punctuation, a different amount)."""
     with open(root / "spam-policy-example" / "golden_dataset.csv", newline="") as handle:
-        text = next(row[1].strip() for row in csv.reader(handle) if row[:1] == ["2"])
+        text = next(
+            row[1].strip()
+            for row in csv.reader(handle)
+            if len(row) > 9 and row[9].strip() == "SP3" and "referral" in row[1]
+        )
     copies = [
         f"{text} Join here: https://refer.example/join?ref=a1",
         f"{text.upper()} Join here: https://refer.example/join?ref=b2",
@@ -163,7 +167,10 @@ def _near_duplicate_spam(root: Path) -> list[ItemIn]:
             content=content,
             source="user_report",
             author_id=f"referrer-{n}",
-            metadata={"dataset": "spam-policy-example", "near_duplicate_of": "spam-golden-2"},
+            metadata={
+                "dataset": "spam-policy-example",
+                "near_duplicate_of": "the SP3 referral scam",
+            },
         )
         for n, content in enumerate(copies, start=1)
     ]

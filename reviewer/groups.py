@@ -19,7 +19,7 @@ from appeals.review.permissions import can_work_queue
 from policies.models import PolicyRule
 
 from . import blind_first
-from .forms import DecisionForm, LeaseForm, ReasonForm
+from .forms import DecisionForm, LeaseForm
 
 MEDIA_TYPES = ("image", "video")
 
@@ -250,8 +250,7 @@ def group_renew_lease(request, group_id):
 @require_POST
 def group_remove_member(request, group_id, case_id):
     def act(group):
-        form = ReasonForm(request.POST)
-        reason = form.data.get("reason", "")
+        reason = request.POST.get("reason", "")[:2000]
         groups.remove_member(
             reviewer=request.user, group_id=group.id, case_id=case_id, reason=reason
         )
