@@ -465,3 +465,17 @@ def test_a_member_escalated_on_its_own_refuses_the_group_claim_naming_it(spam_gr
         reviewer=carol, group_id=group.id, case_id=cases[0].id, reason="escalated on its own"
     )
     assert groups.claim_group(reviewer=carol, group_id=group.id)
+
+
+def test_the_demos_near_duplicate_spam_forms_one_group(platform, spam_policy):
+    from appeals.demo import _near_duplicate_spam
+    from appeals.intake import services as intake
+    from tests.paths import DATASETS
+
+    shared_path("spam-policy-example")
+    cases = [
+        intake.receive_item(platform=platform, payload=payload).case
+        for payload in _near_duplicate_spam(DATASETS)
+    ]
+    result = grouped(cases)
+    assert set(result) == {c.id for c in cases} and len(set(result.values())) == 1
