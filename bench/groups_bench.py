@@ -96,8 +96,9 @@ def main() -> int:
                 platform=platform_, payloads=payloads, invalid={}, source=AuditEvent.Source.COMMAND
             )
         by_position = dict(
-            Case.objects.filter(platform=platform_, external_id__startswith=f"{prefix}-")
-            .values_list("external_id", "id")
+            Case.objects.filter(
+                platform=platform_, external_id__startswith=f"{prefix}-"
+            ).values_list("external_id", "id")
         )
         return [by_position[f"{prefix}-{i}"] for i in range(len(contents))]
 
