@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from appeals.audit import PendingEvent, record_events
@@ -156,6 +156,9 @@ def fingerprint_item(item: Item) -> ItemFingerprint:
 
 
 def _candidates(case: Case, printed: ItemFingerprint) -> list[Case]:
+    """Open cases whose items share a band key with this one, one per group: a group's members
+    are near-duplicates of each other, so one stands for the rest (a flood of copies costs one
+    comparison, not one per copy)."""
     keys = FingerprintBand.objects.filter(item_id=case.item_id).values("key")
     item_ids = (
         FingerprintBand.objects.filter(key__in=keys)
@@ -163,18 +166,31 @@ def _candidates(case: Case, printed: ItemFingerprint) -> list[Case]:
         .values_list("item_id", flat=True)
         .distinct()[:CANDIDATE_LIMIT]
     )
-    return list(
+    found = (
         Case.objects.open()
         .filter(
-            item_id__in=item_ids,  # one query: the band lookup is its subquery
+            item_id__in=item_ids,  # the band lookup is this query's subquery
             queue=case.queue,
             kind=case.kind,
             policy_version_id=case.policy_version_id,
             item__fingerprint__basis=printed.basis,
         )
         .exclude(group_memberships__removed_at__isnull=False)
-        .select_related("item__fingerprint")
+        .annotate(
+            group_id=Subquery(
+                GroupMember.objects.active().filter(case_id=OuterRef("id")).values("group_id")[:1]
+            )
+        )
         .order_by("id")
+        .values_list("id", "group_id")
+    )
+    chosen, groups_seen = [], set()
+    for case_id, group_id in found:
+        if group_id is None or group_id not in groups_seen:
+            chosen.append(case_id)
+            groups_seen.add(group_id)
+    return list(
+        Case.objects.filter(id__in=chosen).select_related("item__fingerprint").order_by("id")
     )
 
 

@@ -479,3 +479,14 @@ def test_the_demos_near_duplicate_spam_forms_one_group(platform, spam_policy):
     ]
     result = grouped(cases)
     assert set(result) == {c.id for c in cases} and len(set(result.values())) == 1
+
+
+def test_a_flood_of_copies_is_compared_with_one_member_of_its_group(platform, spam_policy):
+    copies = [flag(platform, content=f"{SPAM} #{i}") for i in range(12)]
+    group_id = grouped(copies)[copies[0].id]
+    assert members_of(group_id) == {c.id for c in copies}
+    newcomer = flag(platform, content=f"{SPAM} #new")
+    printed = grouping.fingerprint_item(newcomer.item)
+    # Twelve items share its band keys; one stands for their group.
+    assert [c.id for c in grouping._candidates(newcomer, printed)] == [copies[0].id]
+    assert grouped([newcomer]) == {newcomer.id: group_id}
