@@ -142,6 +142,40 @@ def _spam_items(root: Path) -> list[ItemIn]:
     return items
 
 
+# --- a small group of near-duplicate spam (appeals/groups/ finds it once the worker runs) --------
+
+
+def _near_duplicate_spam(root: Path) -> list[ItemIn]:
+    """One referral scam from the spam golden set, sent by four accounts with the small changes
+    copies pick up on the way (case, spacing, punctuation, a different amount)."""
+    with open(root / "spam-policy-example" / "golden_dataset.csv", newline="") as handle:
+        text = next(
+            row[1].strip()
+            for row in csv.reader(handle)
+            if len(row) > 9 and row[9].strip() == "SP3" and "referral" in row[1]
+        )
+    copies = [
+        f"{text} Join here: https://refer.example/join?ref=a1",
+        f"{text.upper()} Join here: https://refer.example/join?ref=b2",
+        f"{text.replace('$100', '$150')}  Join here!! https://refer.example/join?ref=c3",
+        f"{text.replace(' --- ', ', ')} Join here: refer.example/join",
+    ]
+    return [
+        ItemIn(
+            external_id=f"spam-copy-{n}",
+            policy="spam",
+            content=content,
+            source="user_report",
+            author_id=f"referrer-{n}",
+            metadata={
+                "dataset": "spam-policy-example",
+                "near_duplicate_of": "the SP3 referral scam",
+            },
+        )
+        for n, content in enumerate(copies, start=1)
+    ]
+
+
 @dataclass(frozen=True)
 class DemoSummary:
     policies: int
@@ -188,7 +222,7 @@ def load_demo(
     versions = load_policies(root)
     load_demo_golden_sets(root)  # the labelled sets shipped with those policies (workbench)
     platform, _ = Platform.objects.get_or_create(slug="demo", defaults={"name": "Demo platform"})
-    payloads = _moderation_items(root, cases) + _spam_items(root)
+    payloads = _moderation_items(root, cases) + _spam_items(root) + _near_duplicate_spam(root)
     created = 0
     for start in range(0, len(payloads), 500):
         outcomes = receive_items_bulk(

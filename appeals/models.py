@@ -473,6 +473,10 @@ class Decision(models.Model):
     appeal_deadline = models.DateTimeField(null=True, blank=True)  # flags only; appeals are final
     # The policy's DSA mapping as it stood, cut down to the rules this decision cites.
     dsa_mapping = models.JSONField(default=dict, blank=True)
+    # Decided together with the other members of a near-duplicate group (appeals/review/groups.py).
+    near_duplicate_group = models.ForeignKey(
+        "CaseGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
 
     class Meta:
         constraints = [
@@ -563,6 +567,9 @@ class AuditEvent(models.Model):
         POLICY_DRAFT_EDITED = "policy_draft_edited", "Policy draft edited"
         RECORDS_ADOPTED = "records_adopted", "Unrecorded rows adopted into the chain"
         TRIAGED = "triaged", "Fast tier scored"
+        GROUPED = "grouped", "Joined a near-duplicate group"
+        GROUP_CONFIRMED = "group_confirmed", "Near-duplicate group confirmed"
+        GROUP_MEMBER_REMOVED = "group_member_removed", "Removed from a near-duplicate group"
 
     class Source(models.TextChoices):
         """Through what the event came: the channel, where `actor_label` says who."""
@@ -851,3 +858,120 @@ class SecondOpinion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.adapter} on case {self.case_id}: {self.verdict or self.failure_reason}"
+
+
+class CaseGroup(models.Model):
+    """Open cases of one queue, kind and policy version whose content is near-identical
+    (found by appeals/groups/), to be confirmed by a reviewer and decided once: each member still
+    gets its own Decision (appeals/review/groups.py)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Awaiting confirmation"
+        CONFIRMED = "confirmed", "Confirmed"
+        DECIDED = "decided", "Decided"
+
+    class Basis(models.TextChoices):
+        TEXT = "text", "Near-identical text"
+        IMAGE = "image", "Near-identical image"
+
+    queue = models.CharField(max_length=12, choices=Queue)
+    kind = models.CharField(max_length=6, choices=Case.Kind)
+    policy_version = models.ForeignKey(
+        PolicyVersion, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    basis = models.CharField(max_length=5, choices=Basis)
+    status = models.CharField(max_length=9, choices=Status, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="confirmed")
+                | Q(confirmed_by__isnull=False, confirmed_at__isnull=False),
+                name="case_group_confirmed_has_who",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="decided")
+                | Q(decided_by__isnull=False, decided_at__isnull=False),
+                name="case_group_decided_has_who",
+            ),
+        ]
+        indexes = [models.Index(fields=["queue", "status"], name="case_group_queue_status")]
+
+    def __str__(self) -> str:
+        return f"Group {self.id} ({self.get_basis_display().lower()})"
+
+
+class GroupMemberQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(removed_at__isnull=True)
+
+
+class GroupMember(models.Model):
+    """A case in a near-duplicate group. Removing it keeps the row (who, when, why): a removed
+    case is decided on its own and never grouped again automatically."""
+
+    group = models.ForeignKey(CaseGroup, on_delete=models.PROTECT, related_name="members")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="group_memberships")
+    joined_at = models.DateTimeField(default=timezone.now)
+    similarity = models.FloatField(help_text="Text: Jaccard of shingles; image: 1 - bits/64.")
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    removal_reason = models.TextField(blank=True)
+
+    objects = GroupMemberQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=Q(removed_at__isnull=True),
+                name="group_member_one_active_group",
+            ),
+            models.CheckConstraint(
+                condition=Q(removed_at__isnull=True) | Q(removed_by__isnull=False),
+                name="group_member_removed_has_who",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} in group {self.group_id}"
+
+
+class ItemFingerprint(models.Model):
+    """An item's near-duplicate fingerprint (appeals/groups/): the LSH band keys of its text's
+    MinHash, or of its stored image's perceptual hash, are rows of FingerprintBand, so candidates
+    are found by an indexed lookup in the database on PostgreSQL and SQLite alike."""
+
+    item = models.OneToOneField(Item, on_delete=models.PROTECT, related_name="fingerprint")
+    basis = models.CharField(max_length=5, choices=CaseGroup.Basis, blank=True)  # blank: none
+    scheme = models.CharField(max_length=40)  # the parameters the band keys were made with
+    image_hash = models.CharField(max_length=16, blank=True)  # pHash, 64 bits in hex
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"fingerprint of item {self.item_id}"
+
+
+class FingerprintBand(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", db_index=False)
+    key = models.CharField(max_length=24)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "key"], name="fingerprint_band_unique")
+        ]
+        indexes = [models.Index(fields=["key"], name="fingerprint_band_key")]
+
+    def __str__(self) -> str:
+        return f"band {self.key} of item {self.item_id}"

@@ -16,6 +16,7 @@ app.autodiscover_tasks(
         "appeals.media",
         "appeals.second_opinions",
         "appeals.triage",
+        "appeals.groups",
         "policies",
     ]
 )

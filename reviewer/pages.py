@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import callbacks, console_pages, exports, preferences, search, views
+from . import callbacks, console_pages, exports, groups, preferences, search, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -34,6 +34,17 @@ urlpatterns = [
     path("cases/<int:case_id>/release/", views.case_release, name="case_release"),
     path("cases/<int:case_id>/retry-draft/", views.case_retry_draft, name="case_retry_draft"),
     path("cases/<int:case_id>/renew-lease/", views.case_renew_lease, name="case_renew_lease"),
+    path("groups/<int:group_id>/", groups.group_detail, name="group_detail"),
+    path("groups/<int:group_id>/claim/", groups.group_claim, name="group_claim"),
+    path("groups/<int:group_id>/confirm/", groups.group_confirm, name="group_confirm"),
+    path("groups/<int:group_id>/release/", groups.group_release, name="group_release"),
+    path("groups/<int:group_id>/renew-lease/", groups.group_renew_lease, name="group_renew_lease"),
+    path("groups/<int:group_id>/decide/", groups.group_decide, name="group_decide"),
+    path(
+        "groups/<int:group_id>/members/<int:case_id>/remove/",
+        groups.group_remove_member,
+        name="group_remove_member",
+    ),
     path("policies/versions/<int:version_id>/", views.policy_version, name="policy_version"),
     path(
         "policies/versions/<int:version_id>/rules/<str:rule_id>/",

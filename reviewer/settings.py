@@ -448,6 +448,7 @@ CELERY_TASK_ROUTES = {
     "appeals.tasks.fetch_item_media": {"queue": "default"},
     "appeals.tasks.triage_items": {"queue": "default"},  # the fast tier runs on CPU workers
     "appeals.tasks.second_opinions": {"queue": "default"},  # HTTP calls to model servers
+    "appeals.tasks.group_near_duplicates": {"queue": "default"},
     "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
     "policies.tasks.run_evaluation": {"queue": "gpu"},
     "appeals.tasks.sweep_callbacks": {"queue": "default"},
@@ -498,6 +499,33 @@ if not 0 <= WORKBENCH_F1_MARGIN <= 1:
 # A draft task drains its policy version's pending drafts for at most this long, then hands the
 # rest to a new task (so a worker's warm shutdown and other policy versions are not kept waiting).
 DRAFT_DRAIN_SECONDS = env_int("DRAFT_DRAIN_SECONDS", 300, minimum=1)
+
+
+# --- Near-duplicate groups (appeals/groups/, appeals/review/groups.py) ----------------------
+# Texts join a group when the Jaccard similarity of their normalised 5-character shingles is at
+# least GROUP_TEXT_SIMILARITY (MinHash + LSH bands find the candidates; the exact Jaccard decides);
+# texts shorter than GROUP_TEXT_MIN_CHARS are never grouped. Images join when their perceptual
+# hashes (pHash, 64 bits) differ in at most GROUP_IMAGE_MAX_BITS bits. A group holds at most
+# GROUP_MAX_SIZE cases.
+def _group_similarity() -> float:
+    raw = env_str("GROUP_TEXT_SIMILARITY", "0.85")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"GROUP_TEXT_SIMILARITY must be a number such as 0.85, not {raw!r}"
+        ) from None
+    if not 0.5 <= value <= 1:
+        raise ImproperlyConfigured(f"GROUP_TEXT_SIMILARITY must be between 0.5 and 1, not {raw}")
+    return value
+
+
+GROUP_TEXT_SIMILARITY = _group_similarity()
+GROUP_TEXT_MIN_CHARS = env_int("GROUP_TEXT_MIN_CHARS", 40, minimum=1)
+GROUP_IMAGE_MAX_BITS = env_int("GROUP_IMAGE_MAX_BITS", 6)
+if GROUP_IMAGE_MAX_BITS > 15:
+    raise ImproperlyConfigured("GROUP_IMAGE_MAX_BITS must be at most 15 (of 64)")
+GROUP_MAX_SIZE = env_int("GROUP_MAX_SIZE", 1000, minimum=2)
 
 LOGGING = {
     "version": 1,

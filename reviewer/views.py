@@ -42,6 +42,7 @@ from appeals.review.decisions import (
     is_blind_first,
     record_blind_call,
 )
+from appeals.review.groups import group_of
 from appeals.review.permissions import (
     can_work_queue,
     require_queue,
@@ -61,7 +62,7 @@ from appeals.triage.services import fast_tier_panel
 from policies.models import Policy, PolicyRule, PolicyVersion
 
 from . import blind_first as blind_first_rules
-from . import fast_tier_filters, quality
+from . import fast_tier_filters, groups, quality
 from .callbacks import undelivered_callbacks
 from .fast_tier_filters import FastTierFilterForm
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
@@ -311,6 +312,7 @@ def queue_list(request, queue):
     # The fast tier's column and filters (appeals/triage/).
     fast_form = FastTierFilterForm(request.GET)
     cases = fast_tier_filters.annotate_and_filter(cases, fast_form)
+    cases = groups.annotate_groups(cases)  # the near-duplicate group marker
     cursor = _decode_cursor(request.GET.get("after", ""))
     if cursor is not None:
         cases = cases.filter(_after_cursor(cursor))
@@ -558,6 +560,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "now": now,
         "fast_tier": fast_tier_panel(case, has_draft=draft.recommendation is not None),
         "second_opinions": second_opinion_panel(case, hidden=draft.hidden_until_blind_call),
+        "case_group": group_of(case),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from appeals.models import Case
+from appeals.models import Case, CaseGroup, GroupMember
 from policies.workbench import golden, runs
 from tests.builders import appeal, flag
 
@@ -48,6 +48,15 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
     "case_retry_draft": ("POST", (LOGIN, 403, 403, 302, 403, 403)),
     "queue_requeue_drafts": ("POST", (LOGIN, 403, 403, 302, 403, 403)),
     "case_renew_lease": ("POST", (LOGIN, 403, 400, 400, 403, 403)),
+    # A near-duplicate group in the flags queue; POSTs without a lease or reason are refused by
+    # the service (a message and a redirect, or 400) after the permission check.
+    "group_detail": ("GET", (LOGIN, 403, 200, 200, 403, 200)),
+    "group_claim": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
+    "group_confirm": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
+    "group_release": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
+    "group_renew_lease": ("POST", (LOGIN, 403, 400, 400, 403, 403)),
+    "group_decide": ("POST", (LOGIN, 403, 400, 400, 403, 403)),
+    "group_remove_member": ("POST", (LOGIN, 403, 302, 302, 403, 403)),
     "policy_version": ("GET", (LOGIN, 403, 200, 200, 200, 200)),
     "policy_rule": ("GET", (LOGIN, 403, 200, 200, 200, 200)),
     "quality": ("GET", (LOGIN, 403, 403, 200, 403, 200)),
@@ -126,7 +135,14 @@ def world(platform, spam_policy, alice, bob, carol, dave, erin, mallory):
         policy=spam_policy.policy, name="core", data="content,expected\nhi,0\n", fmt="csv"
     )
     run = runs.create_run(version=spam_policy, golden_set=golden_set)
+    near_duplicates = [flag(platform), flag(platform)]
+    group = CaseGroup.objects.create(
+        queue="flags", kind="flag", policy_version=spam_policy, basis="text"
+    )
+    for member in near_duplicates:
+        GroupMember.objects.create(group=group, case=member, similarity=1.0)
     return {
+        "group": group,
         "users": {
             "anon": None,
             "mallory": mallory,
@@ -152,6 +168,10 @@ def _url(key: str, world) -> str:
         return reverse("queue_list", args=[variant])
     if name in ("start_reviewing", "queue_requeue_drafts"):
         return reverse(name, args=["flags"])
+    if name == "group_remove_member":
+        return reverse(name, args=[world["group"].id, world["group"].members.first().case_id])
+    if name.startswith("group_"):
+        return reverse(name, args=[world["group"].id])
     if name.startswith("case_"):
         return reverse(name, args=[case.id])
     if name == "policy_version":

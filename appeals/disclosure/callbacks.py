@@ -95,6 +95,8 @@ def payload_for(decision: Decision) -> dict:
         "appealed_decision_id": case.appealed_decision_id,
         # The earlier final decision on the item that this one contradicts and replaces.
         "supersedes_decision_id": decision.supersedes_id,
+        # Decided together with the near-duplicates of a group (each member has its own callback).
+        "group_id": decision.near_duplicate_group_id,
         # What the user was told, as stored when the decision was taken: a re-sent callback
         # says what the first one said, whatever the policy says now.
         "notice": decision.notice or notice_for(decision),

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from appeals.audit import record_events
 from appeals.drafts import services as drafting
+from appeals.groups.services import queue_grouping
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform
 from appeals.second_opinions.services import queue_second_opinions
@@ -199,5 +200,6 @@ def _create_flags_together(
         queue_media_fetch([case for _, _, case in built])
         queue_triage([case for _, _, case in built])
         queue_second_opinions([case for _, _, case in built])
+        queue_grouping([case for _, _, case in built])
         record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}

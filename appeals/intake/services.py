@@ -25,6 +25,7 @@ from appeals.appeal_rules import (
 )
 from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
+from appeals.groups.services import queue_grouping
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform, Queue, Source
 from appeals.second_opinions.services import queue_second_opinions
@@ -166,6 +167,7 @@ def receive_item(
             queue_media_fetch([case])
             queue_triage([case])
             queue_second_opinions([case])
+            queue_grouping([case])
             record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
@@ -268,6 +270,7 @@ def receive_appeal(
             queue_media_fetch([case])
             queue_triage([case])
             queue_second_opinions([case])
+            queue_grouping([case])
             events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(

@@ -15,7 +15,7 @@ from appeals.audit import PendingEvent, record_events
 from appeals.disclosure import hooks
 from appeals.disclosure.told import disclosure_for
 from appeals.drafts.services import latest_ready_recommendation, latest_recommendation
-from appeals.models import AuditEvent, Case, Decision, QueueSetting
+from appeals.models import AuditEvent, Case, CaseGroup, Decision, QueueSetting
 
 from . import agreement, appeal_links
 from .permissions import require_queue
@@ -93,6 +93,16 @@ def blind_call_for(case: Case, reviewer) -> dict | None:
     return event["data"] if event else None
 
 
+def _group_fields(group: CaseGroup | None) -> dict:
+    if group is None:
+        return {}
+    confirmed_by = group.confirmed_by
+    return {
+        "group_id": group.id,
+        "group_confirmed_by": confirmed_by.get_username() if confirmed_by else None,
+    }
+
+
 def decide_case(
     *,
     reviewer,
@@ -104,6 +114,7 @@ def decide_case(
     note: str = "",
     supersedes: int | None = None,
     source: AuditEvent.Source = CONSOLE,
+    group: CaseGroup | None = None,
 ) -> Decision:
     """Record the reviewer's final decision. Requires the live lease token.
 
@@ -111,6 +122,7 @@ def decide_case(
     the model's recommendation is worked out here from what was decided (`appeals.outcomes`).
     A decision that contradicts the latest final decision on the item must name it in
     `supersedes` (appeals/review/appeal_links.py); a flag decision links the appeals waiting for it.
+    A decision taken for a near-duplicate group (appeals/review/groups.py) names the group.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -176,6 +188,7 @@ def decide_case(
             claimed_at=case.claimed_at,
             **levels,
             supersedes=superseded,
+            near_duplicate_group=group,
             **told,
         )
         case.status = Case.Status.DECIDED
@@ -200,6 +213,7 @@ def decide_case(
                         "action_agrees": decision.action_agrees,
                         "accepted_recommendation": decision.accepted_recommendation,
                         "supersedes_decision_id": superseded.id if superseded else None,
+                        **_group_fields(group),
                     },
                     records=(decision,),
                 )

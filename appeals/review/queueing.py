@@ -33,7 +33,8 @@ def _lease_expiry(now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=settings.LEASE_SECONDS)
 
 
-def _take(case: Case, reviewer, now: dt.datetime, source: str) -> Case:
+def _take(case: Case, reviewer, now: dt.datetime, source: str, *, token=None) -> Case:
+    """Lease the case to the reviewer (a group's members share one token: review/groups.py)."""
     events = []
     if case.claimed_by_id is not None and case.claimed_by_id != reviewer.id:
         events.append(
@@ -49,7 +50,7 @@ def _take(case: Case, reviewer, now: dt.datetime, source: str) -> Case:
             )
         )
     case.claimed_by = reviewer
-    case.lease_token = uuid.uuid4()
+    case.lease_token = token or uuid.uuid4()
     case.lease_expires_at = _lease_expiry(now)
     case.claimed_at = now
     case.save(update_fields=list(LEASE_FIELDS))
