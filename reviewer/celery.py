@@ -10,5 +10,12 @@ app = Celery("reviewer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each stage of `appeals` that has background work keeps its tasks in its own `tasks.py`.
 app.autodiscover_tasks(
-    ["appeals.drafts", "appeals.disclosure", "appeals.media", "appeals.triage", "policies"]
+    [
+        "appeals.drafts",
+        "appeals.disclosure",
+        "appeals.media",
+        "appeals.triage",
+        "appeals.precedents",
+        "policies",
+    ]
 )

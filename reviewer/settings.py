@@ -348,6 +348,18 @@ AUDIT_CHECKPOINT_PUBLIC_KEY_FILE = env_str("AUDIT_CHECKPOINT_PUBLIC_KEY_FILE")
 # Where checkpoints go: a STORAGES alias. The default alias is a directory (or any backend).
 AUDIT_CHECKPOINT_STORAGE = env_str("AUDIT_CHECKPOINT_STORAGE", "audit_checkpoints")
 AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
+
+# Precedents (appeals/precedents/): where the nearest-neighbour index file lives (a cache,
+# rebuilt from the database by `manage.py rebuild_precedents`), the scalar type of its vectors
+# (f16 halves the memory of f32 at no measurable loss of recall; i8 quarters it), and up to how
+# many embeddings a page view may rebuild a missing or unusable index by itself.
+PRECEDENTS_INDEX_DIR = env_str("PRECEDENTS_INDEX_DIR", str(VAR_DIR / "precedents"))
+PRECEDENTS_INDEX_DTYPE = env_str("PRECEDENTS_INDEX_DTYPE", "f16")
+if PRECEDENTS_INDEX_DTYPE not in ("f32", "f16", "i8"):
+    raise ImproperlyConfigured(
+        f"PRECEDENTS_INDEX_DTYPE must be f32, f16 or i8, not {PRECEDENTS_INDEX_DTYPE!r}"
+    )
+PRECEDENTS_INLINE_REBUILD_MAX = env_int("PRECEDENTS_INLINE_REBUILD_MAX", 50_000)
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600, minimum=10)
 
 
@@ -424,6 +436,7 @@ CELERY_TASK_ROUTES = {
     "appeals.tasks.deliver_decision_callback": {"queue": "default"},
     "appeals.tasks.fetch_item_media": {"queue": "default"},
     "appeals.tasks.triage_items": {"queue": "default"},  # the fast tier runs on CPU workers
+    "appeals.tasks.embed_cases": {"queue": "default"},  # precedents' embeddings: CPU too
     "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
     "policies.tasks.run_evaluation": {"queue": "gpu"},
     "appeals.tasks.sweep_callbacks": {"queue": "default"},

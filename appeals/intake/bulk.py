@@ -18,6 +18,7 @@ from appeals.audit import record_events
 from appeals.drafts import services as drafting
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform
+from appeals.precedents.services import queue_embedding
 from appeals.triage.services import cases_drafted_at_intake, queue_triage
 from policies.models import PolicyVersion
 
@@ -197,5 +198,6 @@ def _create_flags_together(
         drafting.queue_drafts(cases_drafted_at_intake([case for _, _, case in built]))
         queue_media_fetch([case for _, _, case in built])
         queue_triage([case for _, _, case in built])
+        queue_embedding([case for _, _, case in built])
         record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}

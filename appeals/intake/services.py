@@ -27,6 +27,7 @@ from appeals.audit import PendingEvent, record_events
 from appeals.drafts import services as drafting
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform, Queue, Source
+from appeals.precedents.services import queue_embedding
 from appeals.triage.services import cases_drafted_at_intake, queue_triage
 from policies.models import Policy, PolicyVersion
 
@@ -164,6 +165,7 @@ def receive_item(
             drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
             queue_triage([case])
+            queue_embedding([case])
             record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
@@ -265,6 +267,7 @@ def receive_appeal(
             drafting.queue_drafts(cases_drafted_at_intake([case]))
             queue_media_fetch([case])
             queue_triage([case])
+            queue_embedding([case])
             events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(
