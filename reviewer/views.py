@@ -65,6 +65,7 @@ from . import fast_tier_filters, quality
 from .callbacks import undelivered_callbacks
 from .fast_tier_filters import FastTierFilterForm
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
+from .precedents import precedents_panel
 from .unrenderable import set_aside_unrenderable_case
 
 QUEUE_PAGE_SIZE = 50
@@ -554,6 +555,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "timeline": timeline,
         "now": now,
         "fast_tier": fast_tier_panel(case, has_draft=draft.recommendation is not None),
+        "precedents": precedents_panel(case, user, draft),
     }
 
 
