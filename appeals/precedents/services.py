@@ -180,9 +180,9 @@ def recheck(
     visible: Callable[[Case], bool],
     top: int = TOP,
 ) -> list[Precedent]:
-    """The index's hits as they stand in the database: per item its latest decided case, only
-    items whose current embedding still exists (similarity recomputed from it), never the
-    excluded item, only cases `visible` accepts; best first, at most `top`."""
+    """The index's hits as they stand in the database: per item its latest decided case that
+    `visible` accepts, only items whose current embedding still exists (similarity recomputed
+    from it), never the excluded item; best first, at most `top`."""
     item_ids = [item for item, _ in hits if item != exclude_item_id]
     if not item_ids:
         return []
@@ -193,27 +193,24 @@ def recheck(
             item_id__in=item_ids, model_name=model.name, model_version=model.version
         ).values_list("item_id", "vector", "dtype")
     }
-    latest: dict[int, Case] = {}
+    by_item: dict[int, list[Case]] = {}
     decided = (
         Case.objects.filter(item_id__in=stored.keys(), status=Case.Status.DECIDED)
         .select_related("decision", "policy_version__policy")
         .order_by("item_id", "-decision__decided_at", "-id")
     )
     for found in decided:
-        if not hasattr(found, "decision"):
-            continue  # "decided" without a decision row: not a precedent
-        latest.setdefault(found.item_id, found)
+        if hasattr(found, "decision"):  # "decided" without a decision row is no precedent
+            by_item.setdefault(found.item_id, []).append(found)
     ranked = sorted(
-        (
-            Precedent(found, round(float(np.dot(query, stored[item])), 4))
-            for item, found in latest.items()
-        ),
-        key=lambda p: (-p.similarity, p.case.id),
+        ((round(float(np.dot(query, stored[item])), 4), item) for item in by_item),
+        key=lambda pair: (-pair[0], pair[1]),
     )
     result = []
-    for precedent in ranked:
-        if visible(precedent.case):
-            result.append(precedent)
+    for similarity, item in ranked:
+        shown = next((case for case in by_item[item] if visible(case)), None)
+        if shown is not None:
+            result.append(Precedent(shown, similarity))
             if len(result) == top:
                 break
     return result
