@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ META_FILE = "precedents.json"
 FORMAT = 1
 # Catch-up re-reads this many ids below each watermark (rows that committed late).
 OVERLAP = 1000
+OVERLAP_SECONDS = 10.0
 CHUNK = 5000
 
 
@@ -74,8 +76,16 @@ def _current_embeddings():
     )
 
 
-def _decided_items():
-    return Case.objects.filter(status=Case.Status.DECIDED).values("item_id")
+def _decided_among(item_ids: list[int]) -> list[int]:
+    """Those of `item_ids` with a decided case (through the index on the case's item)."""
+    found: set[int] = set()
+    for start in range(0, len(item_ids), 500):
+        found.update(
+            Case.objects.filter(
+                item_id__in=item_ids[start : start + 500], status=Case.Status.DECIDED
+            ).values_list("item_id", flat=True)
+        )
+    return sorted(found)
 
 
 def _vectors(rows) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +109,7 @@ class PrecedentIndex:
         self.index = index if index is not None else _new_index()
         self.marks = marks or Marks()
         self.file_stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file it read
+        self.overlap_checked = float("-inf")  # when catch-up last re-read below its watermarks
 
     def __len__(self) -> int:
         return len(self.index)
@@ -116,29 +127,42 @@ class PrecedentIndex:
             self.index.add(keys, vectors, threads=1)
         return len(keys)
 
+    def _missing(self, item_ids) -> list[int]:
+        keys = np.asarray(sorted(set(item_ids)), dtype=np.uint64)
+        if not len(keys):
+            return []
+        present = np.asarray(self.index.contains(keys), dtype=bool).reshape(-1)
+        return [int(k) for k in keys[~present]]
+
     def catch_up(self) -> int:
         """Add what became eligible since the watermarks: new embeddings of decided items and
-        items newly decided. Returns how many keys were added."""
+        items newly decided. Ids and item ids are read first; vectors only for items the index
+        lacks. Every OVERLAP_SECONDS the scan starts OVERLAP ids below each watermark, for rows
+        whose transaction committed after a later id had been seen. Returns how many keys were
+        added."""
+        now = time.monotonic()
+        overlap = OVERLAP if now - self.overlap_checked >= OVERLAP_SECONDS else 0
+        if overlap:
+            self.overlap_checked = now
         added = 0
-        decided = _decided_items()
-        top_embedding = self.marks.embedding
-        start = max(0, self.marks.embedding - OVERLAP)
+        top_embedding, top_decision = self.marks.embedding, self.marks.decision
+        start = max(0, self.marks.embedding - overlap)
         while True:
             rows = list(
                 _current_embeddings()
-                .filter(id__gt=start, item_id__in=decided)
+                .filter(id__gt=start)
                 .order_by("id")
-                .values_list("id", "item_id", "vector", "dtype")[:CHUNK]
+                .values_list("id", "item_id")[:CHUNK]
             )
             if not rows:
                 break
-            added += self._add([(item, raw, dtype) for _, item, raw, dtype in rows])
-            start = rows[-1][0]
-            top_embedding = max(top_embedding, start)
+            missing = self._missing(item for _, item in rows)
+            decided = _decided_among(missing) if missing else []
+            added += self._add_items(decided)
+            start = top_embedding = max(top_embedding, rows[-1][0])
         # Embeddings of undecided items are not in the index; they become eligible by decision.
         top_embedding = max(top_embedding, _current_embeddings().aggregate(m=Max("id"))["m"] or 0)
-        top_decision = self.marks.decision
-        start = max(0, self.marks.decision - OVERLAP)
+        start = max(0, self.marks.decision - overlap)
         while True:
             decisions = list(
                 Decision.objects.filter(id__gt=start)
@@ -147,17 +171,21 @@ class PrecedentIndex:
             )
             if not decisions:
                 break
-            items = {item for _, item in decisions}
-            rows = (
-                _current_embeddings()
-                .filter(item_id__in=items)
-                .values_list("item_id", "vector", "dtype")
-            )
-            added += self._add(list(rows))
-            start = decisions[-1][0]
-            top_decision = max(top_decision, start)
+            added += self._add_items(self._missing(item for _, item in decisions))
+            start = top_decision = max(top_decision, decisions[-1][0])
         self.marks = Marks(top_embedding, top_decision)
         return added
+
+    def _add_items(self, item_ids: list[int]) -> int:
+        if not item_ids:
+            return 0
+        return self._add(
+            list(
+                _current_embeddings()
+                .filter(item_id__in=item_ids)
+                .values_list("item_id", "vector", "dtype")
+            )
+        )
 
     def search(self, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
         """(item id, cosine similarity by the index) of the nearest keys; a hint, not a fact."""
