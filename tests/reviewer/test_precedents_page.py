@@ -145,3 +145,33 @@ def test_a_failure_in_the_panel_never_takes_the_case_page_down(
     monkeypatch.setattr("reviewer.precedents.similar_decided_cases", broken)
     html = panel(client, alice, case)
     assert "Precedents are unavailable just now" in html
+
+
+# The precedents' share of the case page: the query vector, the index's catch-up (watermarks and
+# new rows), and the re-check of the hits; none of it grows with the number of cases.
+PRECEDENT_QUERIES_MAX = 8
+
+
+def test_the_panel_costs_a_fixed_number_of_queries_however_many_cases_are_decided(
+    client, platform, spam_policy, alice, bob
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.reviewer.test_query_counts import CASE_MAX
+
+    client.force_login(alice)
+    case = embedded(platform, RINGS_AGAIN, author_id="q")
+    counts = []
+    for n in (6, 40):
+        made = [flag(platform, content=f"{RINGS} number {i}", author_id=f"x{i}") for i in range(n)]
+        precedents.embed_items([c.item_id for c in made])
+        for other in made:
+            decide(bob, other, "violating", "remove", ["SP2.b"])
+        client.get(f"/cases/{case.id}/")  # the index catches up with the new rows
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"/cases/{case.id}/")
+        assert response.status_code == 200 and response.content.count(b"data-case=") == 5
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1], counts
+    assert counts[1] <= CASE_MAX + PRECEDENT_QUERIES_MAX, counts
