@@ -3,7 +3,7 @@ decided cases at 1,000,000 cases, measured end to end (the index query, the catc
 database re-check of every hit through `appeals.precedents.services.similar_decided_cases`).
 
     .venv/bin/python bench/precedent_bench.py [--cases 1000000] [--queries 300] [--dtype f16]
-        [--db /tmp/precedent-bench.sqlite3] [--out result.json]
+        [--ef 64,128,256] [--keep DIR] [--reuse-embeddings FILE.npz] [--out result.json]
 
 Data, all of it from real texts in ../shared/datasets (resolved as tests/paths.py does):
 - every text of the OpenAI moderation eval set, HateCheck, the teen-safety golden sets and the
@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -224,7 +225,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--sigma", type=float, default=0.03)
     parser.add_argument("--dtype", default="f16", choices=["f32", "f16", "i8"])
-    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument(
+        "--ef", default="64,128,256", help="expansion_search values to compare (first: timed)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--reuse-embeddings",
@@ -233,11 +236,20 @@ def main() -> None:
         help="an .npz from an earlier run (written if missing): skips re-embedding while the "
         "index part is tuned; the embedding figures are then that run's",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="a folder for the database and the index, kept after the run; a later run with "
+        "the same folder and arguments reuses them instead of writing them again",
+    )
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="precedent-bench-"))
-    db = args.db or workdir / "bench.sqlite3"
-    if db.exists():
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="precedent-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "bench.sqlite3"
+    reuse = args.keep is not None and (workdir / "index" / "precedents.json").exists()
+    if db.exists() and not reuse:
         db.unlink()
     os.environ.update(
         DATABASE_URL=f"sqlite:///{db}",
@@ -251,9 +263,11 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+    if not reuse:
+        call_command("migrate", verbosity=0)
     from appeals.models import Case, Decision, Embedding
     from appeals.precedents import index as precedent_index
     from appeals.precedents import services
@@ -261,6 +275,7 @@ def main() -> None:
 
     result: dict = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average_at_start": os.getloadavg(),
         "cases": args.cases,
         "sigma": args.sigma,
     }
@@ -287,70 +302,98 @@ def main() -> None:
     np.fill_diagonal(real_nn[:, :500], -1)
     result["real_seed_nearest_other_seed_cosine_mean"] = round(float(real_nn.max(axis=1).mean()), 3)
 
-    filled = fill_database(grown, queries)
-    user = filled.pop("user")
-    result["database"] = {
-        **filled,
-        "items": Embedding.objects.count(),
+    if reuse:
+        result["reused"] = str(workdir)
+        user = get_user_model().objects.get(username="bench-reviewer")
+    else:
+        filled = fill_database(grown, queries)
+        user = filled.pop("user")
+        result["database"] = {**filled, "bytes": db.stat().st_size}
+        index, result["index"] = build_index(grown, args.dtype)
+        built = precedent_index.PrecedentIndex(
+            index, precedent_index.Marks(Embedding.objects.count(), Decision.objects.count())
+        )
+        started = time.perf_counter()
+        built.save()
+        result["index"]["save_seconds"] = round(time.perf_counter() - started, 1)
+        del index, built
+    result["database_rows"] = {
+        "embeddings": Embedding.objects.count(),
         "decided_cases": Case.objects.filter(status="decided").count(),
         "decisions": Decision.objects.count(),
-        "bytes": db.stat().st_size,
     }
-    index, result["index"] = build_index(grown, args.dtype)
-    loaded = precedent_index.PrecedentIndex(
-        index, precedent_index.Marks(Embedding.objects.count(), Decision.objects.count())
-    )
-    precedent_index._current = loaded
-    started = time.perf_counter()
-    loaded.save()
-    result["index"]["save_seconds"] = round(time.perf_counter() - started, 1)
-    result["index"]["file_mb"] = round(
+    result["index_file_mb"] = round(
         (Path(os.environ["PRECEDENTS_INDEX_DIR"]) / precedent_index.INDEX_FILE).stat().st_size
         / 2**20
     )
-    precedent_index._current = None
+    precedent_index.forget()
+    before = rss_mb()
     started = time.perf_counter()
-    loaded = precedent_index.current()  # a new process: reads the file, then catches up
-    result["index"]["load_seconds"] = round(time.perf_counter() - started, 1)
+    loaded = precedent_index.current()  # as a new process: reads the file, then catches up
+    result["index_load_seconds"] = round(time.perf_counter() - started, 1)
+    result["index_memory_mb"] = round(loaded.index.memory_usage / 2**20)
+    result["rss_after_load_growth_mb"] = round(rss_mb() - before)
 
     exact = exact_top(grown, queries, 5)
+    exact_sims = [
+        sorted(
+            (float(queries[q] @ grown[i - 1].astype(np.float32)) for i in exact[q]), reverse=True
+        )
+        for q in range(len(queries))
+    ]
     query_cases = list(
         Case.objects.filter(status="open").select_related("item", "policy_version").order_by("id")
     )
     assert len(query_cases) == len(queries)
-    timings = {"usearch_query": [], "end_to_end": [], "end_to_end_as_reviewer": []}
-    recall_index, recall_page = [], []
-    for q, case in enumerate(query_cases):
-        vector = queries[q].astype(np.float16).astype(np.float32)
-        start = time.perf_counter()
-        hits = loaded.search(vector, services.FIRST_ASK)
-        timings["usearch_query"].append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        found = services.similar_decided_cases(case, visible=lambda c: True)
-        timings["end_to_end"].append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        services.similar_decided_cases(case, visible=lambda c: can_view_case(user, c))
-        timings["end_to_end_as_reviewer"].append((time.perf_counter() - start) * 1000)
-        truth = set(int(i) for i in exact[q])
-        recall_index.append(len(truth & {k for k, _ in hits[:5]}) / 5)
-        recall_page.append(len(truth & {p.case.item_id for p in found.cases}) / 5)
-    result["top5_ms"] = {
-        name: {
-            "p50": percentile(values[10:], 50),
-            "p95": percentile(values[10:], 95),
-            "p99": percentile(values[10:], 99),
+
+    def reviewer_may_read(case):
+        return can_view_case(user, case)
+
+    efs = [int(x) for x in args.ef.split(",")]
+    result["by_ef"] = {}
+    for ef in efs:
+        loaded.index.expansion_search = ef
+        timings = {"usearch_query": [], "page_first": [], "page_again": []}
+        recall_index, recall_page, sim_ratio = [], [], []
+        for q, case in enumerate(query_cases):
+            vector = queries[q].astype(np.float16).astype(np.float32)
+            start = time.perf_counter()
+            hits = loaded.search(vector, services.FIRST_ASK)
+            timings["usearch_query"].append((time.perf_counter() - start) * 1000)
+            # The whole panel as a reviewer gets it: catch-up, the index, the re-check, the
+            # permission check of every hit; first for this case, then again (the page's
+            # refresh: the same rows now in the database's cache).
+            start = time.perf_counter()
+            found = services.similar_decided_cases(case, visible=reviewer_may_read)
+            timings["page_first"].append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            services.similar_decided_cases(case, visible=reviewer_may_read)
+            timings["page_again"].append((time.perf_counter() - start) * 1000)
+            truth = set(int(i) for i in exact[q])
+            recall_index.append(len(truth & {k for k, _ in hits[:5]}) / 5)
+            recall_page.append(len(truth & {p.case.item_id for p in found.cases}) / 5)
+            sim_ratio.append(sum(p.similarity for p in found.cases) / sum(exact_sims[q]))
+        result["by_ef"][ef] = {
+            "top5_ms": {
+                name: {
+                    "p50": percentile(values[10:], 50),
+                    "p95": percentile(values[10:], 95),
+                    "p99": percentile(values[10:], 99),
+                }
+                for name, values in timings.items()
+            },
+            "recall_at_5_index": round(float(np.mean(recall_index)), 4),
+            "recall_at_5_page": round(float(np.mean(recall_page)), 4),
+            "page_similarity_sum_over_exact": round(float(np.mean(sim_ratio)), 4),
         }
-        for name, values in timings.items()
-    }
-    result["recall_at_5"] = {
-        "index": round(float(np.mean(recall_index)), 4),
-        "page": round(float(np.mean(recall_page)), 4),
-    }
     result["peak_rss_mb"] = round(rss_mb())
+    result["load_average_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=2, default=str)
     print(text)
     if args.out:
         args.out.write_text(text)
+    if args.keep is None:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ FORMAT = 1
 # Catch-up re-reads this many ids below each watermark (rows that committed late).
 OVERLAP = 1000
 OVERLAP_SECONDS = 10.0
+# Candidates the graph search keeps (HNSW "ef"): at 1,000,000 cases 256 found 83% of the exact
+# top 5 (64: 72%) for 2 ms a query instead of 1 (bench/precedent_bench.py, docs/benchmarks.md).
+EXPANSION_SEARCH = 256
 CHUNK = 5000
 
 
@@ -65,7 +68,7 @@ def _new_index():
         dtype=settings.PRECEDENTS_INDEX_DTYPE,
         connectivity=16,
         expansion_add=128,
-        expansion_search=64,
+        expansion_search=EXPANSION_SEARCH,
     )
 
 
@@ -268,6 +271,7 @@ def load(directory: Path | None = None) -> PrecedentIndex:
         index.load(str(path))
     except Exception as error:  # noqa: BLE001 - usearch raises RuntimeError or ValueError
         raise ValueError(f"{path} is unreadable: {error}") from error
+    index.expansion_search = EXPANSION_SEARCH  # a query setting, whatever the file says
     if len(index) != meta.get("count") or index.ndim != embedder.DIMS:
         raise ValueError(f"{path} holds {len(index)} keys, its sidecar says {meta.get('count')}")
     loaded = PrecedentIndex(index, Marks(meta["embedding_mark"], meta["decision_mark"]))
