@@ -36,19 +36,20 @@ def _decision_from_label(case: Case, known: set[str]) -> tuple[str, list[str]]:
 
 
 def decide_demo_cases(platform: Platform) -> int:
-    """Decide every third open demo flag from its label; returns how many were decided."""
+    """Decide every third demo flag from its label (those still open); returns how many."""
     decider = get_user_model().objects.filter(username=DECIDER, is_active=True).first()
     if decider is None:
         return 0
+    # Every third of all the demo's flags, by id: a second load decides nothing new.
     cases = (
-        Case.objects.filter(platform=platform, kind=Case.Kind.FLAG, status=Case.Status.OPEN)
+        Case.objects.filter(platform=platform, kind=Case.Kind.FLAG)
         .exclude(item__cases__kind=Case.Kind.APPEAL)
         .select_related("item", "policy_version")
         .order_by("id")
     )
     decided = 0
     for position, case in enumerate(cases):
-        if position % EVERY != EVERY - 1:
+        if position % EVERY != EVERY - 1 or case.status != Case.Status.OPEN:
             continue
         known = set(case.policy_version.rules.values_list("rule_id", flat=True))
         outcome, rule_ids = _decision_from_label(case, known)

@@ -211,3 +211,22 @@ def test_intake_queues_the_embedding_after_commit(platform, spam_policy, monkeyp
     with TestCase.captureOnCommitCallbacks(execute=True):
         case = flag(platform, content=RINGS)
     assert sent == [[case.item_id]]
+
+
+def test_the_demo_decides_a_third_of_its_flags_from_their_labels_once(roles):
+    from appeals.demo import load_demo
+    from appeals.models import Decision
+
+    load_demo(cases=12, password="demo-password-1")
+    decisions = list(Decision.objects.select_related("case__item", "decided_by"))
+    assert decisions and {d.decided_by.username for d in decisions} == {"senior"}
+    flags = Case.objects.filter(kind=Case.Kind.FLAG).exclude(item__cases__kind=Case.Kind.APPEAL)
+    assert len(decisions) == flags.count() // 3
+    for decision in decisions:
+        metadata = decision.case.item.metadata
+        if metadata.get("dataset") == "spam-policy-example":
+            assert (decision.outcome == "violating") == (not metadata["label"].startswith("SP0"))
+        elif metadata["labels"].get("S") == 1:
+            assert (decision.outcome, decision.rule_ids) == ("violating", ["GS1"])
+    load_demo(cases=12, password="demo-password-1")
+    assert Decision.objects.count() == len(decisions)  # a second load decides nothing new
