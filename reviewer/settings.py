@@ -360,6 +360,8 @@ if PRECEDENTS_INDEX_DTYPE not in ("f32", "f16", "i8"):
         f"PRECEDENTS_INDEX_DTYPE must be f32, f16 or i8, not {PRECEDENTS_INDEX_DTYPE!r}"
     )
 PRECEDENTS_INLINE_REBUILD_MAX = env_int("PRECEDENTS_INLINE_REBUILD_MAX", 50_000)
+# How old the index file may grow before a worker, after embedding a batch, writes it again.
+PRECEDENTS_INDEX_SAVE_SECONDS = env_int("PRECEDENTS_INDEX_SAVE_SECONDS", 600)
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600, minimum=10)
 
 

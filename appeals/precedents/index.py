@@ -302,7 +302,7 @@ def database_is_behind(loaded: PrecedentIndex) -> bool:
 
 # --- this process's copy -------------------------------------------------------------------------
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _current: PrecedentIndex | None = None
 
 
@@ -327,6 +327,28 @@ def current() -> PrecedentIndex:
                     _current = _rebuild_inline(str(problem))
         _current.catch_up()
         return _current
+
+
+def search(vector: np.ndarray, count: int) -> list[tuple[int, float]]:
+    """This process's index, caught up, searched (under the lock: no add while it searches)."""
+    with _lock:
+        return current().search(vector, count)
+
+
+def save_if_stale(max_age_seconds: float) -> bool:
+    """Write the index file if there is none or it is older than `max_age_seconds`, then drop
+    this process's copy (a worker keeps no index in memory between saves). Returns whether it
+    wrote. Saving after every batch would rewrite hundreds of megabytes a minute at a million
+    cases; readers catch up from the database anyway."""
+    stamp = file_stamp()
+    if stamp is not None and time.time() - stamp[0] / 1e9 < max_age_seconds:
+        return False
+    with _lock:
+        try:
+            current().save()
+        finally:
+            forget()
+    return True
 
 
 def _rebuild_inline(problem: str) -> PrecedentIndex:

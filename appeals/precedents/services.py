@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from appeals.models import Case, ContentType, Embedding, Item
@@ -115,10 +116,11 @@ def embed_items(item_ids: Sequence[int]) -> int:
 
 
 def refresh_index_file() -> None:
-    """Bring this process's index up to date and save it, so that other processes start from
-    it (a worker does this after each batch). Failures are logged: the index is only a cache."""
+    """Write the index file for other processes to start from, when there is none or it is
+    older than PRECEDENTS_INDEX_SAVE_SECONDS (a worker does this after each batch). Failures
+    are logged: the index is only a cache."""
     try:
-        precedent_index.current().save()
+        precedent_index.save_if_stale(settings.PRECEDENTS_INDEX_SAVE_SECONDS)
     except (precedent_index.IndexUnavailable, OSError) as error:
         log.warning("precedent index not saved: %s", error)
 
@@ -228,13 +230,12 @@ def similar_decided_cases(
             "not_embedded",
             message="Not compared yet: the worker embeds each case's text shortly after intake.",
         )
-    try:
-        index = precedent_index.current()
-    except precedent_index.IndexUnavailable as error:
-        return Precedents("unavailable", message=str(error))
     found: list[Precedent] = []
     for ask in (FIRST_ASK, SECOND_ASK):
-        hits = index.search(query, ask)
+        try:
+            hits = precedent_index.search(query, ask)
+        except precedent_index.IndexUnavailable as error:
+            return Precedents("unavailable", message=str(error))
         found = recheck(hits, query, exclude_item_id=case.item_id, visible=visible, top=top)
         if len(found) >= top or len(hits) < ask:
             break

@@ -230,3 +230,22 @@ def test_the_demo_decides_a_third_of_its_flags_from_their_labels_once(roles):
             assert (decision.outcome, decision.rule_ids) == ("violating", ["GS1"])
     load_demo(cases=12, password="demo-password-1")
     assert Decision.objects.count() == len(decisions)  # a second load decides nothing new
+
+
+def test_a_worker_writes_the_index_file_only_when_missing_or_stale(
+    platform, spam_policy, alice, index_dir
+):
+    import os
+
+    decide(alice, embedded(platform, RINGS), "violating", "remove", ["SP2.b"])
+    assert precedent_index.save_if_stale(600)  # no file yet
+    path = index_dir / precedent_index.INDEX_FILE
+    written = path.stat().st_mtime_ns
+    assert not precedent_index.save_if_stale(600)  # fresh: left alone
+    assert path.stat().st_mtime_ns == written
+    old = written / 1e9 - 3600
+    os.utime(path, (old, old))
+    decide(alice, embedded(platform, PHOTO), "not_violating")
+    assert precedent_index.save_if_stale(600)
+    precedent_index.forget()
+    assert len(precedent_index.load()) == 2
