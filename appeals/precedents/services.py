@@ -61,12 +61,26 @@ def enqueue_embedding(item_ids: list[int]) -> None:
 # --- embedding ---------------------------------------------------------------------------------
 
 
+# What a platform may send with an image or a video, as text (appeals/drafts/inputs.py reads the
+# same keys for the model).
+MEDIA_TEXT_KEYS = ("caption", "alt_text", "transcript")
+
+
 def embeddable_text(item: Item) -> str:
-    """What is embedded: the item's text (for media, the caption or description it came with)."""
+    """What is embedded: the item's text; for an image or a video, its text unless that is only
+    an address (a URL or a data: URL), with the caption, alt text and transcript it came with."""
     text = (item.content or "").strip()
-    if item.content_type != ContentType.TEXT and text.startswith(("http://", "https://")):
-        return ""  # only an address: nothing to compare
-    return text
+    if item.content_type == ContentType.TEXT:
+        return text
+    if " " not in text and text.startswith(("http://", "https://", "data:")):
+        text = ""
+    metadata = item.metadata if isinstance(item.metadata, dict) else {}
+    extra = [
+        metadata[key].strip()
+        for key in MEDIA_TEXT_KEYS
+        if isinstance(metadata.get(key), str) and metadata[key].strip()
+    ]
+    return "\n".join([text, *extra]).strip()
 
 
 def embed_items(item_ids: Sequence[int]) -> int:

@@ -249,3 +249,20 @@ def test_a_worker_writes_the_index_file_only_when_missing_or_stale(
     assert precedent_index.save_if_stale(600)
     precedent_index.forget()
     assert len(precedent_index.load()) == 2
+
+
+def test_media_is_compared_by_its_caption_never_by_its_address(platform, spam_policy):
+    from tests.images import png_data_url
+
+    bare = flag(platform, content=png_data_url(), content_type="image")
+    captioned = flag(
+        platform,
+        content="https://cdn.example.com/a.jpg",
+        content_type="image",
+        metadata={"caption": "gold rings for sale", "alt_text": "three rings"},
+    )
+    assert precedents.embeddable_text(bare.item) == ""
+    assert precedents.embeddable_text(captioned.item) == "gold rings for sale\nthree rings"
+    assert precedents.embed_items([bare.item_id, captioned.item_id]) == 1
+    found = precedents.similar_decided_cases(bare, visible=everyone)
+    assert found.status == "no_text" and "no text" in found.message
