@@ -22,6 +22,7 @@ from policies.models import PolicyVersion
 from policies.services import import_policy_version
 from policies.workbench.datasets import load_demo_golden_sets
 
+from .demo_precedents import decide_demo_cases
 from .intake import services as intake
 from .intake.bulk import receive_items_bulk
 from .intake.schemas import AppealIn, ItemIn
@@ -238,6 +239,8 @@ def load_demo(
 
     created += load_demo_media(platform)
     password, users_created, users_kept = ensure_demo_users(password)
+    # Precedents: a third of the flags decided from their labels (appeals/demo_precedents.py).
+    decide_demo_cases(platform)
     return DemoSummary(
         len(versions), created, appeals, password, tuple(users_created), tuple(users_kept)
     )

@@ -975,3 +975,37 @@ class FingerprintBand(models.Model):
 
     def __str__(self) -> str:
         return f"band {self.key} of item {self.item_id}"
+
+
+class Embedding(models.Model):
+    """An item's text as a vector (appeals/precedents/), with the model that made it.
+
+    One row per item and model version: a new model version writes new rows beside the old ones,
+    and the precedent index reads only the current model's. `vector` holds `dims` numbers of
+    type `dtype` ("f16" or "f32", little-endian), L2-normalised. The index built from these rows
+    is a cache; these rows and the decisions are the truth."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="embeddings")
+    model_name = models.CharField(max_length=100)
+    model_version = models.CharField(max_length=40)
+    dtype = models.CharField(max_length=3, default="f16")
+    dims = models.PositiveSmallIntegerField()
+    vector = models.BinaryField()
+    text_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "model_name", "model_version"], name="embedding_item_model_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(dtype__in=["f16", "f32"]), name="embedding_dtype_known"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["model_name", "model_version", "id"], name="embedding_model_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"embedding of item {self.item_id} ({self.model_name} {self.model_version})"

@@ -17,6 +17,7 @@ app.autodiscover_tasks(
         "appeals.second_opinions",
         "appeals.triage",
         "appeals.groups",
+        "appeals.precedents",
         "policies",
     ]
 )

@@ -368,6 +368,20 @@ AUDIT_CHECKPOINT_PUBLIC_KEY_FILE = env_str("AUDIT_CHECKPOINT_PUBLIC_KEY_FILE")
 # Where checkpoints go: a STORAGES alias. The default alias is a directory (or any backend).
 AUDIT_CHECKPOINT_STORAGE = env_str("AUDIT_CHECKPOINT_STORAGE", "audit_checkpoints")
 AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
+
+# Precedents (appeals/precedents/): where the nearest-neighbour index file lives (a cache,
+# rebuilt from the database by `manage.py rebuild_precedents`), the scalar type of its vectors
+# (f16 halves the memory of f32 at no measurable loss of recall; i8 quarters it), and up to how
+# many embeddings a page view may rebuild a missing or unusable index by itself.
+PRECEDENTS_INDEX_DIR = env_str("PRECEDENTS_INDEX_DIR", str(VAR_DIR / "precedents"))
+PRECEDENTS_INDEX_DTYPE = env_str("PRECEDENTS_INDEX_DTYPE", "f16")
+if PRECEDENTS_INDEX_DTYPE not in ("f32", "f16", "i8"):
+    raise ImproperlyConfigured(
+        f"PRECEDENTS_INDEX_DTYPE must be f32, f16 or i8, not {PRECEDENTS_INDEX_DTYPE!r}"
+    )
+PRECEDENTS_INLINE_REBUILD_MAX = env_int("PRECEDENTS_INLINE_REBUILD_MAX", 50_000)
+# How old the index file may grow before a worker, after embedding a batch, writes it again.
+PRECEDENTS_INDEX_SAVE_SECONDS = env_int("PRECEDENTS_INDEX_SAVE_SECONDS", 600)
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600, minimum=10)
 
 
@@ -449,6 +463,7 @@ CELERY_TASK_ROUTES = {
     "appeals.tasks.triage_items": {"queue": "default"},  # the fast tier runs on CPU workers
     "appeals.tasks.second_opinions": {"queue": "default"},  # HTTP calls to model servers
     "appeals.tasks.group_near_duplicates": {"queue": "default"},
+    "appeals.tasks.embed_cases": {"queue": "default"},  # precedents' embeddings: CPU too
     "appeals.tasks.write_audit_checkpoint": {"queue": "default"},
     "policies.tasks.run_evaluation": {"queue": "gpu"},
     "appeals.tasks.sweep_callbacks": {"queue": "default"},

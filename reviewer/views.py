@@ -66,6 +66,7 @@ from . import fast_tier_filters, groups, quality
 from .callbacks import undelivered_callbacks
 from .fast_tier_filters import FastTierFilterForm
 from .forms import BlindCallForm, DecisionForm, LeaseForm, QueueFilterForm, ReasonForm
+from .precedents import precedents_panel
 from .preferences import media_prefs
 from .second_opinions import agreement_by_model, second_opinion_panel
 from .unrenderable import set_aside_unrenderable_case
@@ -561,6 +562,7 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "fast_tier": fast_tier_panel(case, has_draft=draft.recommendation is not None),
         "second_opinions": second_opinion_panel(case, hidden=draft.hidden_until_blind_call),
         "case_group": group_of(case),
+        "precedents": precedents_panel(case, user, draft),
     }
 
 

@@ -19,6 +19,7 @@ from appeals.drafts import services as drafting
 from appeals.groups.services import queue_grouping
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform
+from appeals.precedents.services import queue_embedding
 from appeals.second_opinions.services import queue_second_opinions
 from appeals.triage.services import cases_drafted_at_intake, queue_triage
 from policies.models import PolicyVersion
@@ -201,5 +202,6 @@ def _create_flags_together(
         queue_triage([case for _, _, case in built])
         queue_second_opinions([case for _, _, case in built])
         queue_grouping([case for _, _, case in built])
+        queue_embedding([case for _, _, case in built])
         record_events([_received_event(case, platform, source) for _, _, case in built])
     return {index: case for index, _, case in built}

@@ -28,6 +28,7 @@ from appeals.drafts import services as drafting
 from appeals.groups.services import queue_grouping
 from appeals.media.services import queue_media_fetch
 from appeals.models import AuditEvent, Case, Item, Platform, Queue, Source
+from appeals.precedents.services import queue_embedding
 from appeals.second_opinions.services import queue_second_opinions
 from appeals.triage.services import cases_drafted_at_intake, queue_triage
 from policies.models import Policy, PolicyVersion
@@ -168,6 +169,7 @@ def receive_item(
             queue_triage([case])
             queue_second_opinions([case])
             queue_grouping([case])
+            queue_embedding([case])
             record_events([_received_event(case, platform, source)])
     except IntegrityError:
         # Another request with this external id committed first: answer as it would have.
@@ -271,6 +273,7 @@ def receive_appeal(
             queue_triage([case])
             queue_second_opinions([case])
             queue_grouping([case])
+            queue_embedding([case])
             events = [_received_event(case, platform, source)]
             if appealed_decision is not None:
                 events.append(

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 DASHBOARD_MAX = 10  # 3 capped per-queue figures (alice works one queue) + session, user, cards
 QUEUE_MAX = 7
 # 12, the fast tier's signals (appeals/triage/), second opinions (settings, rows), the reviewer's
-# display preferences, the near-duplicate group
-CASE_MAX = 17
+# display preferences, the near-duplicate group, the precedents' query vector
+CASE_MAX = 18
 
 
 def _queries(client, url) -> int:
