@@ -559,7 +559,13 @@ def _case_context(request, case: Case, *, errors=(), reveal: bool = False) -> di
         "errors": list(errors),
         "timeline": timeline,
         "now": now,
-        "fast_tier": fast_tier_panel(case, has_draft=draft.recommendation is not None),
+        "fast_tier": fast_tier_panel(
+            case,
+            has_draft=draft.recommendation is not None,
+            # The timeline holds the TRIAGED event unless it was cut short before it.
+            triaged=any(e["kind"] == AuditEvent.Kind.TRIAGED for e in timeline)
+            or (None if len(timeline) >= TIMELINE_LIMIT else False),
+        ),
         "second_opinions": second_opinion_panel(case, hidden=draft.hidden_until_blind_call),
         "case_group": group_of(case),
         "precedents": precedents_panel(case, user, draft),

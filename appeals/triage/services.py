@@ -358,15 +358,18 @@ def _unscored_reason(item: Item) -> str:
     return f"The fast tier could not score this {what}."
 
 
-def fast_tier_panel(case: Case, *, has_draft: bool | None = None) -> FastTierPanel:
+def fast_tier_panel(
+    case: Case, *, has_draft: bool | None = None, triaged: bool | None = None
+) -> FastTierPanel:
+    """The case page's panel. `has_draft` and `triaged` (whether the fast tier has run on the
+    case), if the caller knows, save a query each."""
     signals = list(Signal.objects.filter(item_id=case.item_id).order_by("kind"))
     by_kind = {s.kind: s for s in signals}
     waiting = bool(_expected_kinds(case.item)) and not signals
     unscored = ""
-    if (
-        waiting
-        and AuditEvent.objects.filter(case_id=case.id, kind=AuditEvent.Kind.TRIAGED).exists()
-    ):
+    if waiting and triaged is None:
+        triaged = AuditEvent.objects.filter(case_id=case.id, kind=AuditEvent.Kind.TRIAGED).exists()
+    if waiting and triaged:
         # Triaged with nothing to score (media that could not be stored, a video with no
         # decodable frame): say so rather than wait for signals that will never come.
         waiting, unscored = False, _unscored_reason(case.item)
