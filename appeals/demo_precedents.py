@@ -17,6 +17,7 @@ from .review.queueing import claim_case
 
 DECIDER = "senior"
 EVERY = 3  # decide every third flag
+LABELLED = ["label", "labels"]  # item metadata keys of a data set's human label
 
 
 def _decision_from_label(case: Case, known: set[str]) -> tuple[str, list[str]]:
@@ -40,9 +41,11 @@ def decide_demo_cases(platform: Platform) -> int:
     decider = get_user_model().objects.filter(username=DECIDER, is_active=True).first()
     if decider is None:
         return 0
-    # Every third of all the demo's flags, by id: a second load decides nothing new.
+    # Every third of the demo's labelled flags, by id: a second load decides nothing new. Flags
+    # with no label of their own (the drawn pictures, the near-duplicate copies) stay open.
     cases = (
         Case.objects.filter(platform=platform, kind=Case.Kind.FLAG)
+        .filter(item__metadata__has_any_keys=LABELLED)
         .exclude(item__cases__kind=Case.Kind.APPEAL)
         .select_related("item", "policy_version")
         .order_by("id")
