@@ -11,6 +11,8 @@ from django.views.decorators.http import require_GET
 from appeals.review.permissions import workable_queues
 from appeals.review.search import FIELDS, MAX_QUERY_LENGTH, search_cases
 
+from .preferences import media_prefs
+
 
 class SearchForm(forms.Form):
     q = forms.CharField(required=False, max_length=MAX_QUERY_LENGTH, label="Search")
@@ -36,5 +38,11 @@ def search_page(request):
     return render(
         request,
         "reviewer/search.html",
-        {"form": form, "cases": cases, "errors": errors, "query": form.data.get("q", "")},
+        {
+            "form": form,
+            "cases": cases,
+            "errors": errors,
+            "query": form.data.get("q", ""),
+            "text_prefs": media_prefs(user) if cases else None,
+        },
     )

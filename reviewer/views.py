@@ -207,6 +207,7 @@ def dashboard(request):
             "mine": mine,
             "now": now,
             "can_see_quality": request.user.has_perm("appeals.view_all_cases"),
+            "text_prefs": media_prefs(request.user) if mine else None,
             **undelivered_callbacks(request.user),
         },
     )
@@ -354,6 +355,8 @@ def queue_list(request, queue):
             "hide_model": hide_model,
             "can_requeue": is_senior(user),
             "fast_form": fast_form,
+            # Harmful text blurred in the excerpts as on the case page (reviewer/preferences.py).
+            "text_prefs": media_prefs(user) if page else None,
         },
     )
 

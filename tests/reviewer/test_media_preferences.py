@@ -147,3 +147,36 @@ def test_text_the_fast_tier_scores_offensive_is_blurred(client, alice, platform,
     client.force_login(alice)
     page = client.get(reverse("case_detail", args=[case.id])).content.decode()
     assert "data-sensitive-text" in page
+
+
+def test_lists_blur_the_excerpts_of_harmful_text_unless_the_reviewer_turned_it_off(
+    client, alice, platform, spam_policy
+):
+    from tests.builders import flag
+
+    flag(
+        platform,
+        content="a text from the moderation data set",
+        external_id="mod-1",
+        metadata={"dataset": "openai-moderation", "labels": {"S": 1}},
+    )
+    flag(platform, content="How do I upload a photo?", external_id="plain-1")
+    client.force_login(alice)
+
+    for url in ("/queues/flags/", "/search/?q=text"):
+        html = client.get(url).content.decode()
+        assert _blurred(html, "a text from the moderation data set"), url
+        if "How do I upload" in html:
+            assert not _blurred(html, "How do I upload a photo?"), url
+
+    set_media_prefs(alice, blur=True, grayscale=True, blur_text=False)
+    for url in ("/queues/flags/", "/search/?q=text"):
+        html = client.get(url).content.decode()
+        assert not _blurred(html, "a text from the moderation data set"), url
+
+
+def _blurred(html: str, text: str) -> bool:
+    """Whether the table cell holding `text` is marked blurred."""
+    before = html[: html.index(text)]
+    cell = before[before.rindex("<td") :]
+    return "excerpt-blurred" in cell
