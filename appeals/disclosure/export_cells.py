@@ -158,6 +158,7 @@ def _row(raw: tuple, ctx: _Context) -> list:
         language,
         fast_offensive,
         fast_nudity,
+        group_id,
     ) = raw  # the times are ISO text in UTC (`IsoTime`)
     lookups = ctx.lookups
     appeal_outcome = appeal_decided_at = None
@@ -269,6 +270,7 @@ def _row(raw: tuple, ctx: _Context) -> list:
         superseded_by_id,
         " ".join(ctx.rule_ids(mismatch)) or None,
         *_fast_tier_cells(language, fast_offensive, fast_nudity),
+        group_id,
         notice,
     ]
 

@@ -103,6 +103,8 @@ COLUMN_TABLE = (
     Column("nudity_score"),
     Column("nudity_label"),
     Column("nudity_model", TEXT),
+    # Decided once for a near-duplicate group (appeals/review/groups.py): the group's id.
+    Column("near_duplicate_group_id"),
     Column("notice", NOTICE),  # last: `_csv_tail` writes it at the end of the line
 )
 COLUMNS = tuple(column.name for column in COLUMN_TABLE)

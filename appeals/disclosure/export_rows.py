@@ -103,6 +103,7 @@ _FIELDS = (
     "case__item__language",
     "fast_offensive",
     "fast_nudity",
+    "near_duplicate_group_id",
 )
 
 

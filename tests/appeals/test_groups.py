@@ -262,6 +262,14 @@ def test_deciding_a_group_writes_one_decision_notice_callback_and_event_per_memb
     assert Decision.objects.count() == 3 and CallbackDelivery.objects.count() == 3
     group.refresh_from_db()
     assert (group.status, group.decided_by) == ("decided", alice)
+    # The decision audit names the group on each member's row.
+    from appeals.disclosure.export_rows import ExportFilters
+    from appeals.disclosure.exports import Export
+
+    export = Export(fmt="jsonl", filters=ExportFilters(), actor_label="test")
+    rows = [json.loads(line) for line in "".join(export.chunks()).splitlines()]
+    assert sorted(row["case_id"] for row in rows) == sorted(c.id for c in cases)
+    assert {row["near_duplicate_group_id"] for row in rows} == {group.id}
 
 
 def test_a_member_decided_meanwhile_refuses_the_whole_group_naming_it(spam_group, alice, bob):
