@@ -48,10 +48,11 @@ def on_settings_changed(sender, *, policy, created, changes, actor, via, **kwarg
     )
 
 
-def on_version_added(sender, *, version, actor, via, **kwargs) -> None:
+def _version_event(kind, version, *, actor, via, data: dict | None = None) -> None:
+    """A version's event with the hashes of its row and its rules, as the transaction left them."""
     rules = list(version.rules.all())
     record_event(
-        Kind.POLICY_VERSION_ADDED,
+        kind,
         case=None,
         actor=actor,
         source=_source(via),
@@ -60,10 +61,16 @@ def on_version_added(sender, *, version, actor, via, **kwargs) -> None:
             "policy_version_id": version.id,
             "number": version.number,
             "sha256": version.sha256,
-            "status": version.status,
             "rules": len(rules),
+            **(data or {}),
         },
         records=(version, *rules),
+    )
+
+
+def on_version_added(sender, *, version, actor, via, **kwargs) -> None:
+    _version_event(
+        Kind.POLICY_VERSION_ADDED, version, actor=actor, via=via, data={"status": version.status}
     )
 
 
@@ -79,22 +86,13 @@ def on_version_published(sender, *, version, actor, via, **kwargs) -> None:
 
 
 def on_draft_edited(sender, *, version, removed_rule_ids, actor, via, **kwargs) -> None:
-    rules = list(version.rules.all())
-    record_event(
+    # The draft's old rule rows are gone: said in the event, so the records check expects it.
+    _version_event(
         Kind.POLICY_DRAFT_EDITED,
-        case=None,
+        version,
         actor=actor,
-        source=_source(via),
-        data={
-            "policy_id": version.policy_id,
-            "policy_version_id": version.id,
-            "number": version.number,
-            "sha256": version.sha256,
-            "rules": len(rules),
-            # The draft's old rule rows are gone: said here, so the records check expects it.
-            "row_hashes": deleted_rows(PolicyRule, removed_rule_ids),
-        },
-        records=(version, *rules),
+        via=via,
+        data={"row_hashes": deleted_rows(PolicyRule, removed_rule_ids)},
     )
 
 
